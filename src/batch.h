@@ -1,0 +1,100 @@
+// The unit that moves through ferry: a batch of events sharing one immutable,
+// reference-counted byte buffer (a forward chunk is one batch with one tag), and the
+// delivery record that turns "every matched output accepted it" into one client ack.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ferry {
+
+// One event: offsets into its batch's bytes. The record is a msgpack map, kept as it
+// arrived; the time is decoded to ns once (the bytes are kept for passthrough).
+struct Event {
+  int64_t time_ns = 0;
+  uint32_t time_off = 0;
+  uint32_t time_len = 0;
+  uint32_t record_off = 0;
+  uint32_t record_len = 0;
+};
+
+class Delivery;
+
+struct Batch {
+  std::shared_ptr<const std::string> bytes;  // shared by every batch cut from one frame
+  std::string tag;
+  std::vector<Event> events;
+  std::string input;  // name of the input it came from
+
+  std::string_view record(const Event& e) const {
+    return std::string_view(*bytes).substr(e.record_off, e.record_len);
+  }
+  std::string_view time(const Event& e) const {
+    return std::string_view(*bytes).substr(e.time_off, e.time_len);
+  }
+};
+using BatchPtr = std::shared_ptr<const Batch>;
+
+// Counts the outputs that still have to accept a batch. The router holds one share
+// while it dispatches, each matched output gets one; when the last share is released
+// the callback runs once with ok = no share failed.
+class Delivery {
+ public:
+  using Callback = std::function<void(bool ok)>;
+  explicit Delivery(Callback cb) : cb_(std::move(cb)) {}
+
+  void addShare() { ++pending_; }
+  void release(bool ok) {
+    if (!ok) failed_ = true;
+    if (--pending_ == 0 && cb_) {
+      auto cb = std::move(cb_);
+      cb_ = nullptr;
+      cb(!failed_);
+    }
+  }
+
+ private:
+  Callback cb_;
+  int pending_ = 0;
+  bool failed_ = false;
+};
+
+// One output's share of a Delivery: accept() or fail() exactly once (destroying an
+// unresolved share counts as a failure, so a dropped batch can never be acked).
+class AckShare {
+ public:
+  AckShare() = default;
+  explicit AckShare(std::shared_ptr<Delivery> d) : d_(std::move(d)) {
+    if (d_) d_->addShare();
+  }
+  AckShare(AckShare&& o) noexcept : d_(std::move(o.d_)) {}
+  AckShare& operator=(AckShare&& o) noexcept {
+    if (this != &o) {
+      resolve(false);
+      d_ = std::move(o.d_);
+    }
+    return *this;
+  }
+  AckShare(const AckShare&) = delete;
+  AckShare& operator=(const AckShare&) = delete;
+  ~AckShare() { resolve(false); }
+
+  void accept() { resolve(true); }
+  void fail() { resolve(false); }
+
+ private:
+  void resolve(bool ok) {
+    if (d_) {
+      auto d = std::move(d_);
+      d_.reset();
+      d->release(ok);
+    }
+  }
+  std::shared_ptr<Delivery> d_;
+};
+
+}  // namespace ferry

@@ -1,0 +1,375 @@
+// TOML loading with toml11 and validation against the plugin option tables.
+#include "src/config_loader.h"
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <toml.hpp>
+
+#include "src/units.h"
+
+namespace ferry {
+namespace {
+
+int lineOf(const toml::value& v) { return static_cast<int>(v.location().line()); }
+
+std::string boundText(const OptionSpec& spec, int64_t v) {
+  switch (spec.type) {
+    case OptionType::Size:
+      return formatSize(static_cast<uint64_t>(v));
+    case OptionType::Duration:
+      return formatDurationMs(v);
+    default:
+      return std::to_string(v);
+  }
+}
+
+OptionValue convert(const OptionSpec& spec, const toml::value& v, const std::string& file,
+                    const std::string& key) {
+  OptionValue out;
+  out.type = spec.type;
+  out.line = lineOf(v);
+  out.is_set = true;
+  auto wrong = [&](const std::string& expected) {
+    throw ConfigError(file, out.line, key, "expected " + expected);
+  };
+  auto checkBounds = [&](int64_t n) {
+    if (n < spec.min || n > spec.max) {
+      throw ConfigError(file, out.line, key,
+                        fmt::format("value {} is out of range [{}, {}]", boundText(spec, n),
+                                    boundText(spec, spec.min), boundText(spec, spec.max)));
+    }
+  };
+  switch (spec.type) {
+    case OptionType::String:
+      if (!v.is_string()) wrong("a string");
+      out.s = v.as_string().str;
+      break;
+    case OptionType::StringList:
+      if (v.is_string()) {
+        out.list.push_back(v.as_string().str);
+        break;
+      }
+      if (!v.is_array()) wrong("an array of strings");
+      for (const auto& e : v.as_array()) {
+        if (!e.is_string()) wrong("an array of strings");
+        out.list.push_back(e.as_string().str);
+      }
+      break;
+    case OptionType::Bool:
+      if (!v.is_boolean()) wrong("true or false");
+      out.b = v.as_boolean();
+      break;
+    case OptionType::Int:
+      if (!v.is_integer()) wrong("an integer");
+      out.i = v.as_integer();
+      checkBounds(out.i);
+      break;
+    case OptionType::Float:
+      if (v.is_integer()) {
+        out.f = static_cast<double>(v.as_integer());
+      } else if (v.is_floating()) {
+        out.f = v.as_floating();
+      } else {
+        wrong("a number");
+      }
+      if (out.f < static_cast<double>(spec.min) || out.f > static_cast<double>(spec.max)) {
+        throw ConfigError(file, out.line, key,
+                          fmt::format("value {} is out of range [{}, {}]", out.f, spec.min,
+                                      spec.max));
+      }
+      break;
+    case OptionType::Size: {
+      if (v.is_integer()) {
+        if (v.as_integer() < 0) wrong("a size such as 65536 or \"64KiB\"");
+        out.i = v.as_integer();
+      } else if (v.is_string()) {
+        auto n = parseSize(v.as_string().str);
+        if (!n || *n > static_cast<uint64_t>(INT64_MAX)) {
+          wrong("a size such as 65536 or \"64KiB\" (units B, KiB, MiB, GiB, KB, MB, GB)");
+        }
+        out.i = static_cast<int64_t>(*n);
+      } else {
+        wrong("a size such as 65536 or \"64KiB\"");
+      }
+      checkBounds(out.i);
+      break;
+    }
+    case OptionType::Duration: {
+      if (v.is_integer() && v.as_integer() == 0) {
+        out.i = 0;
+      } else if (v.is_string()) {
+        auto n = parseDurationMs(v.as_string().str);
+        if (!n) wrong("a duration such as \"250ms\", \"10s\", \"5m\" or \"1h\"");
+        out.i = *n;
+      } else {
+        wrong("a duration such as \"250ms\", \"10s\", \"5m\" or \"1h\"");
+      }
+      checkBounds(out.i);
+      break;
+    }
+  }
+  return out;
+}
+
+OptionValue defaultValue(const OptionSpec& spec) {
+  OptionValue out;
+  out.type = spec.type;
+  if (spec.default_value.empty() && spec.type != OptionType::Bool) {
+    return out;  // unset
+  }
+  out.is_set = true;
+  const std::string& d = spec.default_value;
+  switch (spec.type) {
+    case OptionType::String:
+      out.s = d;
+      break;
+    case OptionType::StringList:
+      out.list.push_back(d);
+      break;
+    case OptionType::Bool:
+      out.b = d == "true";
+      break;
+    case OptionType::Int:
+      out.i = std::stoll(d);
+      break;
+    case OptionType::Float:
+      out.f = std::stod(d);
+      break;
+    case OptionType::Size:
+      out.i = static_cast<int64_t>(parseSize(d).value());
+      break;
+    case OptionType::Duration:
+      out.i = parseDurationMs(d).value();
+      break;
+  }
+  return out;
+}
+
+std::string knownKeys(const std::vector<OptionSpec>& specs) {
+  std::string out;
+  for (const auto& s : specs) {
+    if (!out.empty()) out += ", ";
+    out += s.key;
+  }
+  return out;
+}
+
+// Validates one table against `specs`, filling defaults. `skip` names keys handled by
+// the caller (`type`).
+void fillOptions(PluginConfig& pc, const toml::value& table, const std::vector<OptionSpec>& specs,
+                 const std::string& file) {
+  for (const auto& [key, v] : table.as_table()) {
+    if (key == "type" && pc.kind != PluginKind::Global) continue;
+    auto it = std::find_if(specs.begin(), specs.end(), [&](const auto& s) { return s.key == key; });
+    if (it == specs.end()) {
+      throw ConfigError(file, lineOf(v), pc.name + "." + key,
+                        fmt::format("unknown key for {} (known keys: {})",
+                                    pc.kind == PluginKind::Global ? "[" + pc.name + "]" : pc.type,
+                                    knownKeys(specs)));
+    }
+    pc.values[key] = convert(*it, v, file, pc.name + "." + key);
+  }
+  for (const auto& spec : specs) {
+    if (pc.values.count(spec.key)) continue;
+    if (spec.required) {
+      throw ConfigError(file, pc.line, pc.name + "." + spec.key, "required key is missing");
+    }
+    pc.values[spec.key] = defaultValue(spec);
+  }
+}
+
+Config build(const toml::value& root, const std::string& file, const PluginRegistry& registry) {
+  Config cfg;
+  cfg.file = file;
+  cfg.global.name = "ferry";
+  cfg.global.type = "ferry";
+  cfg.global.kind = PluginKind::Global;
+  cfg.global.file = file;
+  cfg.global.line = 0;
+
+  // Tables in file order, so outputs and messages follow what the user wrote.
+  std::vector<std::pair<std::string, const toml::value*>> tables;
+  for (const auto& [name, v] : root.as_table()) tables.emplace_back(name, &v);
+  std::stable_sort(tables.begin(), tables.end(),
+                   [](const auto& a, const auto& b) { return lineOf(*a.second) < lineOf(*b.second); });
+
+  const toml::value* global = nullptr;
+  std::string global_name;
+  for (const auto& [name, v] : tables) {
+    if (!v->is_table()) {
+      throw ConfigError(file, lineOf(*v), name,
+                        "top-level keys must be tables: write [" + name + "] with the plugin's "
+                        "options, or put global settings under [ferry]");
+    }
+    if (name == "ferry" || name == "hekad") {
+      if (global) {
+        throw ConfigError(file, lineOf(*v), name,
+                          fmt::format("duplicate global table: [{}] and [{}] are the same "
+                                      "section ([hekad] is an alias of [ferry])",
+                                      global_name, name));
+      }
+      global = v;
+      global_name = name;
+      continue;
+    }
+    PluginConfig pc;
+    pc.name = name;
+    pc.file = file;
+    pc.line = lineOf(*v);
+    pc.type = name;
+    if (v->as_table().count("type")) {
+      const auto& t = v->as_table().at("type");
+      if (!t.is_string()) throw ConfigError(file, lineOf(t), name + ".type", "expected a string");
+      pc.type = t.as_string().str;
+      pc.line = lineOf(t);
+    }
+    const PluginType* pt = registry.find(pc.type);
+    if (!pt) {
+      throw ConfigError(file, pc.line, name + ".type",
+                        fmt::format("unknown plugin type '{}' (inputs: {}; outputs: {})", pc.type,
+                                    registry.knownNames(PluginKind::Input),
+                                    registry.knownNames(PluginKind::Output)));
+    }
+    pc.kind = pt->kind;
+    fillOptions(pc, *v, pt->options, file);
+    if (pc.kind == PluginKind::Input) {
+      cfg.inputs.push_back(std::move(pc));
+    } else {
+      cfg.outputs.push_back(std::move(pc));
+    }
+  }
+  if (global) {
+    cfg.global.name = global_name;
+    cfg.global.line = lineOf(*global);
+    fillOptions(cfg.global, *global, PluginRegistry::globalOptions(), file);
+  } else {
+    fillOptions(cfg.global, toml::value(toml::table{}), PluginRegistry::globalOptions(), file);
+  }
+  const std::string& level = cfg.global.str("log_level");
+  static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn", "error", "off"};
+  if (!kLevels.count(level)) {
+    cfg.global.fail("log_level", "expected one of trace, debug, info, warn, error, off");
+  }
+  return cfg;
+}
+
+Config parseAndBuild(std::istream& in, const std::string& name, const PluginRegistry& registry) {
+  toml::value root;
+  try {
+    root = toml::parse(in, name);
+  } catch (const toml::syntax_error& e) {
+    // toml11's message already carries "[error] ... --> file" and the line; keep it whole.
+    throw ConfigError(name, static_cast<int>(e.location().line()), "",
+                      std::string("TOML syntax error: ") + e.what());
+  }
+  return build(root, name, registry);
+}
+
+}  // namespace
+
+Config loadConfigFile(const std::string& path, const PluginRegistry& registry) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    throw ConfigError(path, 0, "", std::string("cannot read config file: ") + std::strerror(errno));
+  }
+  return parseAndBuild(in, path, registry);
+}
+
+Config loadConfigString(const std::string& text, const std::string& name,
+                        const PluginRegistry& registry) {
+  std::istringstream in(text);
+  return parseAndBuild(in, name, registry);
+}
+
+namespace {
+std::string valueText(const OptionValue& v) {
+  if (!v.is_set) return "(unset)";
+  switch (v.type) {
+    case OptionType::String:
+      return "\"" + v.s + "\"";
+    case OptionType::StringList: {
+      std::string out = "[";
+      for (size_t i = 0; i < v.list.size(); ++i) out += (i ? ", \"" : "\"") + v.list[i] + "\"";
+      return out + "]";
+    }
+    case OptionType::Bool:
+      return v.b ? "true" : "false";
+    case OptionType::Int:
+      return std::to_string(v.i);
+    case OptionType::Float:
+      return fmt::format("{}", v.f);
+    case OptionType::Size:
+      return formatSize(static_cast<uint64_t>(v.i));
+    case OptionType::Duration:
+      return formatDurationMs(v.i);
+  }
+  return "?";
+}
+
+void describeOne(std::string& out, const PluginConfig& pc) {
+  out += fmt::format("[{}] type = {} ({}:{})\n", pc.name, pc.type, pc.file, pc.line);
+  for (const auto& [key, v] : pc.values) out += fmt::format("  {} = {}\n", key, valueText(v));
+}
+}  // namespace
+
+std::string describeConfig(const Config& config) {
+  std::string out = fmt::format("config {} is valid\n", config.file);
+  out += fmt::format("[{}]\n", config.global.name);
+  for (const auto& [key, v] : config.global.values) out += fmt::format("  {} = {}\n", key, valueText(v));
+  out += fmt::format("{} input(s):\n", config.inputs.size());
+  for (const auto& pc : config.inputs) describeOne(out, pc);
+  out += fmt::format("{} output(s):\n", config.outputs.size());
+  for (const auto& pc : config.outputs) describeOne(out, pc);
+  return out;
+}
+
+namespace {
+void optionTable(std::string& out, const std::vector<OptionSpec>& specs) {
+  out += "| key | type | default | bounds | reload | description |\n";
+  out += "|---|---|---|---|---|---|\n";
+  for (const auto& s : specs) {
+    std::string bounds;
+    if (s.type == OptionType::Int || s.type == OptionType::Size || s.type == OptionType::Duration) {
+      auto fmtb = [&](int64_t v) {
+        return s.type == OptionType::Size       ? formatSize(static_cast<uint64_t>(v))
+               : s.type == OptionType::Duration ? formatDurationMs(v)
+                                                : std::to_string(v);
+      };
+      bounds = fmtb(s.min) + " – " + (s.max == INT64_MAX ? std::string("∞") : fmtb(s.max));
+    }
+    std::string def = s.required ? "required" : s.default_value.empty() ? "—" : "`" + s.default_value + "`";
+    if (s.type == OptionType::Bool && s.default_value.empty()) def = "`false`";
+    out += fmt::format("| `{}` | {} | {} | {} | {} | {} |\n", s.key, optionTypeName(s.type), def,
+                       bounds, s.reloadable ? "yes" : "restart", s.description);
+  }
+}
+}  // namespace
+
+std::string optionReferenceMarkdown(const PluginRegistry& registry) {
+  std::string out =
+      "<!-- Generated by `ferryd --print-option-reference` from the option tables in the "
+      "source; a test fails when this file and the tables differ. -->\n"
+      "# Option reference\n\n"
+      "Sizes accept an integer (bytes) or a string with a unit: `\"64KiB\"`, `\"8MiB\"`, "
+      "`\"1GiB\"`, `\"500KB\"` (KB, MB, GB are decimal; K, KiB, M, MiB, G, GiB binary). "
+      "Durations are strings with units `ms`, `s`, `m`, `h`, `d`, combinable: `\"250ms\"`, "
+      "`\"1m30s\"`; `0` alone means off where an option allows it.\n\n"
+      "## [ferry] (alias [hekad])\n\n";
+  optionTable(out, PluginRegistry::globalOptions());
+  for (PluginKind kind : {PluginKind::Input, PluginKind::Output}) {
+    for (const auto& t : registry.all()) {
+      if (t.kind != kind) continue;
+      out += fmt::format("\n## {} ({})\n\n{}\n\n", t.name,
+                         kind == PluginKind::Input ? "input" : "output", t.summary);
+      optionTable(out, t.options);
+    }
+  }
+  return out;
+}
+
+}  // namespace ferry

@@ -1,0 +1,287 @@
+// ForwardInput: listener, UDP heartbeat, connection limit, drain on shutdown.
+#include "src/forward/forward_input.h"
+
+#include <stdexcept>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "src/router.h"
+#include "src/stats.h"
+
+namespace ferry::forward {
+
+bool parseHostPort(const std::string& text, std::string& host, int& port) {
+  std::string port_text;
+  if (!text.empty() && text[0] == '[') {
+    const auto close = text.find(']');
+    if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':') return false;
+    host = text.substr(1, close - 1);
+    port_text = text.substr(close + 2);
+  } else {
+    const auto colon = text.rfind(':');
+    if (colon == std::string::npos) return false;
+    host = text.substr(0, colon);
+    if (host.find(':') != std::string::npos) return false;  // bare IPv6 needs brackets
+    port_text = text.substr(colon + 1);
+    if (host.empty()) host = "0.0.0.0";
+  }
+  if (port_text.empty() || port_text.size() > 5) return false;
+  for (char c : port_text) {
+    if (c < '0' || c > '9') return false;
+  }
+  port = std::stoi(port_text);
+  return port <= 65535;
+}
+
+namespace {
+void closeAndDelete(uv_handle_t* h) {
+  uv_close(h, [](uv_handle_t* hh) {
+    if (hh->type == UV_TCP) {
+      delete reinterpret_cast<uv_tcp_t*>(hh);
+    } else {
+      delete reinterpret_cast<uv_udp_t*>(hh);
+    }
+  });
+}
+}  // namespace
+
+ForwardInput::ForwardInput(const PluginContext& ctx)
+    : name_(ctx.config->name), loop_(ctx.loop), router_(ctx.router) {
+  const PluginConfig& cfg = *ctx.config;
+  address_ = cfg.str("address");
+  std::string host;
+  int port;
+  if (!parseHostPort(address_, host, port)) {
+    cfg.fail("address", "expected \"host:port\" or \"[ipv6]:port\", got \"" + address_ + "\"");
+  }
+  limits_.max_frame_size = cfg.size("max_frame_size");
+  limits_.max_decompressed_size = cfg.size("max_decompressed_size");
+  limits_.max_entries = static_cast<uint32_t>(cfg.integer("max_entries_per_frame"));
+  limits_.max_tag_length = static_cast<uint32_t>(cfg.integer("max_tag_length"));
+  limits_.max_depth = static_cast<uint32_t>(cfg.integer("max_nesting_depth"));
+  idle_timeout_ms_ = cfg.durationMs("idle_timeout");
+  max_connections_ = cfg.integer("max_connections");
+  udp_heartbeat_ = cfg.boolean("udp_heartbeat");
+
+  StatsRegistry& st = *ctx.stats;
+  auto c = [&](const char* n) { return &st.counter(name_, n); };
+  counters_ = InputCounters{
+      c("connections_accepted"),     c("connections_rejected"),
+      c("connections_closed_on_error"), c("connections_idle_closed"),
+      c("frames"),                   c("batches"),
+      c("events"),                   c("bytes"),
+      c("heartbeats_tcp"),           c("heartbeats_udp"),
+      c("ignored_roots"),            c("invalid_entries"),
+      c("frames_too_large"),         c("frames_skipped"),
+      c("frames_tag_too_long"),      c("frames_too_many_entries"),
+      c("frames_decompressed_too_large"), c("frames_bad_compression"),
+      c("parse_errors"),             c("acks_sent"),
+      c("acks_withheld"),            c("json_connections"),
+  };
+}
+
+ForwardInput::~ForwardInput() {
+  // Sessions are deleted from their close callbacks; any left here were never started.
+}
+
+void ForwardInput::start() {
+  std::string host;
+  int port = 0;
+  parseHostPort(address_, host, port);
+  sockaddr_storage addr{};
+  if (uv_ip4_addr(host.c_str(), port, reinterpret_cast<sockaddr_in*>(&addr)) != 0 &&
+      uv_ip6_addr(host.c_str(), port, reinterpret_cast<sockaddr_in6*>(&addr)) != 0) {
+    throw std::runtime_error(fmt::format("[{}] address '{}': '{}' is not an IP address", name_,
+                                         address_, host));
+  }
+  listener_ = new uv_tcp_t;
+  uv_tcp_init(loop_, listener_);
+  listener_->data = this;
+  int rc = uv_tcp_bind(listener_, reinterpret_cast<const sockaddr*>(&addr), 0);
+  if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(listener_), 511, &ForwardInput::onConnection);
+  if (rc != 0) {
+    closeAndDelete(reinterpret_cast<uv_handle_t*>(listener_));
+    listener_ = nullptr;
+    throw std::runtime_error(
+        fmt::format("[{}] cannot listen on {}: {}", name_, address_, uv_strerror(rc)));
+  }
+  if (udp_heartbeat_) {
+    udp_ = new uv_udp_t;
+    uv_udp_init(loop_, udp_);
+    udp_->data = this;
+    rc = uv_udp_bind(udp_, reinterpret_cast<const sockaddr*>(&addr), 0);
+    if (rc == 0) {
+      rc = uv_udp_recv_start(
+          udp_,
+          [](uv_handle_t*, size_t, uv_buf_t* buf) {
+            // Heartbeats are one byte; a small static buffer is enough (longer
+            // datagrams are truncated, and still answered, as Fluentd does).
+            static char space[128];
+            buf->base = space;
+            buf->len = sizeof(space);
+          },
+          &ForwardInput::onUdpRecv);
+    }
+    if (rc != 0) {
+      closeAndDelete(reinterpret_cast<uv_handle_t*>(udp_));
+      udp_ = nullptr;
+      throw std::runtime_error(fmt::format("[{}] cannot bind UDP heartbeat on {}: {}", name_,
+                                           address_, uv_strerror(rc)));
+    }
+  }
+  spdlog::info("[{}] listening on {} (tcp{})", name_, address_, udp_heartbeat_ ? ", udp heartbeat" : "");
+}
+
+void ForwardInput::onUdpRecv(uv_udp_t* h, ssize_t nread, const uv_buf_t*, const sockaddr* addr,
+                             unsigned) {
+  if (nread <= 0 || addr == nullptr) return;
+  auto* self = static_cast<ForwardInput*>(h->data);
+  self->counters_.heartbeats_udp->inc();
+  char pong = 0;
+  uv_buf_t b = uv_buf_init(&pong, 1);
+  // Non-blocking send; a heartbeat that cannot be answered right now is just missed.
+  uv_udp_try_send(h, &b, 1, addr);
+}
+
+void ForwardInput::onConnection(uv_stream_t* server, int status) {
+  auto* self = static_cast<ForwardInput*>(server->data);
+  if (status < 0) {
+    spdlog::warn("[{}] accept failed: {}", self->name_, uv_strerror(status));
+    return;
+  }
+  auto* s = new ForwardSession(*self, self->loop_);
+  self->sessions_.insert(s);
+  if (uv_accept(server, reinterpret_cast<uv_stream_t*>(s->handle())) != 0) {
+    s->close();
+    return;
+  }
+  if (static_cast<int64_t>(self->sessions_.size()) > self->max_connections_) {
+    self->counters_.connections_rejected->inc();
+    spdlog::warn("[{}] max_connections ({}) reached: closing new connection", self->name_,
+                 self->max_connections_);
+    s->close();
+    return;
+  }
+  self->counters_.connections_accepted->inc();
+  s->start();
+}
+
+void ForwardInput::stopAccepting() {
+  if (listener_) {
+    closeAndDelete(reinterpret_cast<uv_handle_t*>(listener_));
+    listener_ = nullptr;
+  }
+  if (udp_) {
+    closeAndDelete(reinterpret_cast<uv_handle_t*>(udp_));
+    udp_ = nullptr;
+  }
+}
+
+void ForwardInput::drain(std::function<void()> done) {
+  drain_done_ = std::move(done);
+  std::vector<ForwardSession*> all(sessions_.begin(), sessions_.end());
+  for (ForwardSession* s : all) {
+    if (!s->closing()) s->beginDrain();
+  }
+  onSessionDrained();
+}
+
+void ForwardInput::onSessionDrained() {
+  if (!drain_done_) return;
+  for (ForwardSession* s : sessions_) {
+    if (!s->closing() && !s->drained()) return;
+  }
+  auto done = std::move(drain_done_);
+  drain_done_ = nullptr;
+  done();
+}
+
+void ForwardInput::close() {
+  std::vector<ForwardSession*> all(sessions_.begin(), sessions_.end());
+  for (ForwardSession* s : all) s->closeAfterWrites();
+}
+
+void ForwardInput::onSessionClosed(ForwardSession* s) {
+  sessions_.erase(s);
+  delete s;
+  onSessionDrained();
+}
+
+PluginType forwardInputType() {
+  return PluginType{
+      .name = "ForwardInput",
+      .kind = PluginKind::Input,
+      .summary = "Fluentd forward protocol server: Message, Forward, PackedForward and "
+                 "CompressedPackedForward (gzip), EventTime/integer/float/v1.5 times, acks, "
+                 "JSON connections, and the UDP heartbeat on the same port.",
+      .options =
+          {
+              {.key = "address",
+               .type = OptionType::String,
+               .default_value = "0.0.0.0:24224",
+               .reloadable = false,
+               .description = "TCP address to listen on (`host:port`, `[::1]:port`); the UDP "
+                              "heartbeat uses the same port."},
+              {.key = "udp_heartbeat",
+               .type = OptionType::Bool,
+               .default_value = "true",
+               .description = "Answer Fluentd's UDP heartbeat (one byte `0x00`) on the same "
+                              "port."},
+              {.key = "max_frame_size",
+               .type = OptionType::Size,
+               .default_value = "64MiB",
+               .min = 1024,
+               .max = int64_t{2} << 30,
+               .description = "Largest request (one msgpack or JSON object). A connection "
+                              "sending a larger one is closed (`frames_too_large`)."},
+              {.key = "max_decompressed_size",
+               .type = OptionType::Size,
+               .default_value = "256MiB",
+               .min = 1024,
+               .max = int64_t{2} << 30,
+               .description = "Largest gzip payload after decompression, checked while "
+                              "inflating; larger requests are skipped, not acked "
+                              "(`frames_decompressed_too_large`)."},
+              {.key = "max_entries_per_frame",
+               .type = OptionType::Int,
+               .default_value = "1000000",
+               .min = 1,
+               .max = 100'000'000,
+               .description = "Most events in one request; a request with more is skipped, "
+                              "not acked (`frames_too_many_entries`)."},
+              {.key = "max_tag_length",
+               .type = OptionType::Int,
+               .default_value = "1024",
+               .min = 1,
+               .max = 65535,
+               .description = "Longest tag in bytes; a request with a longer tag is skipped, "
+                              "not acked (`frames_tag_too_long`)."},
+              {.key = "max_nesting_depth",
+               .type = OptionType::Int,
+               .default_value = "128",
+               .min = 4,
+               .max = 256,
+               .description = "Deepest nesting of arrays and maps; deeper bytes close the "
+                              "connection (`parse_errors`)."},
+              {.key = "max_connections",
+               .type = OptionType::Int,
+               .default_value = "1024",
+               .min = 1,
+               .max = 1'000'000,
+               .description = "Most open client connections; one more is accepted and closed "
+                              "at once (`connections_rejected`)."},
+              {.key = "idle_timeout",
+               .type = OptionType::Duration,
+               .default_value = "10m",
+               .min = 0,
+               .max = 86'400'000,
+               .description = "Close a connection that sent nothing for this long and is not "
+                              "waiting for an ack (`connections_idle_closed`); 0 = never."},
+          },
+      .make_input = [](const PluginContext& ctx) -> std::unique_ptr<Input> {
+        return std::make_unique<ForwardInput>(ctx);
+      }};
+}
+
+}  // namespace ferry::forward

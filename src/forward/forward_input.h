@@ -1,0 +1,62 @@
+// ForwardInput: the Fluentd forward protocol server (TCP, plus the UDP heartbeat on the
+// same port). Owns the listener and its sessions; limits and counters are per instance.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <set>
+#include <string>
+
+#include <uv.h>
+
+#include "src/forward/forward_decoder.h"
+#include "src/forward/forward_session.h"
+#include "src/plugin.h"
+
+namespace ferry::forward {
+
+PluginType forwardInputType();
+
+class ForwardInput : public Input {
+ public:
+  explicit ForwardInput(const PluginContext& ctx);
+  ~ForwardInput() override;
+
+  void start() override;
+  void stopAccepting() override;
+  void drain(std::function<void()> done) override;
+  void close() override;
+
+  // For sessions.
+  const std::string& name() const { return name_; }
+  Router& router() { return *router_; }
+  const Limits& limits() const { return limits_; }
+  int64_t idleTimeoutMs() const { return idle_timeout_ms_; }
+  InputCounters& counters() { return counters_; }
+  void onSessionClosed(ForwardSession* s);
+  void onSessionDrained();
+
+ private:
+  static void onConnection(uv_stream_t* server, int status);
+  static void onUdpRecv(uv_udp_t* h, ssize_t nread, const uv_buf_t* buf, const struct sockaddr* addr,
+                        unsigned flags);
+
+  std::string name_;
+  uv_loop_t* loop_;
+  Router* router_;
+  Limits limits_;
+  std::string address_;
+  int64_t idle_timeout_ms_;
+  int64_t max_connections_;
+  bool udp_heartbeat_;
+  InputCounters counters_;
+  uv_tcp_t* listener_ = nullptr;
+  uv_udp_t* udp_ = nullptr;
+  std::set<ForwardSession*> sessions_;
+  std::function<void()> drain_done_;
+};
+
+// Parses "host:port", "[v6]:port" or ":port" (all interfaces). False on bad syntax.
+bool parseHostPort(const std::string& text, std::string& host, int& port);
+
+}  // namespace ferry::forward

@@ -1,0 +1,281 @@
+// ForwardSession: read → split → decode → route, and ordered acks.
+#include "src/forward/forward_session.h"
+
+#include <sys/ioctl.h>
+
+#include <ctime>
+
+#include <spdlog/spdlog.h>
+
+#include "src/forward/forward_input.h"
+#include "src/json.h"
+#include "src/msgpack_writer.h"
+#include "src/router.h"
+#include "src/stats.h"
+
+namespace ferry::forward {
+namespace {
+
+constexpr size_t kReadSize = 64 * 1024;
+
+int64_t nowNs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return ts.tv_sec * 1'000'000'000LL + ts.tv_nsec;
+}
+
+struct WriteReq {
+  uv_write_t req;
+  std::string data;
+  ForwardSession* session;
+};
+
+}  // namespace
+
+ForwardSession::ForwardSession(ForwardInput& input, uv_loop_t* loop)
+    : input_(input), splitter_(input.limits()), acks_(std::make_shared<AckQueue>()) {
+  uv_tcp_init(loop, &tcp_);
+  uv_timer_init(loop, &idle_);
+  tcp_.data = this;
+  idle_.data = this;
+  open_handles_ = 2;
+  acks_->session = this;
+}
+
+ForwardSession::~ForwardSession() { acks_->session = nullptr; }
+
+void ForwardSession::start() {
+  read_buf_.resize(kReadSize);
+  uv_tcp_nodelay(&tcp_, 1);
+  uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), &ForwardSession::onAlloc,
+                &ForwardSession::onRead);
+  resetIdle();
+}
+
+void ForwardSession::resetIdle() {
+  if (input_.idleTimeoutMs() > 0 && !closing_) {
+    uv_timer_start(&idle_, &ForwardSession::onIdle, static_cast<uint64_t>(input_.idleTimeoutMs()), 0);
+  }
+}
+
+void ForwardSession::onIdle(uv_timer_t* t) {
+  auto* self = static_cast<ForwardSession*>(t->data);
+  if (!self->acks_->slots.empty() || self->writes_in_flight_ > 0) {
+    // The client is waiting for acks, not idle: closing now would make it resend.
+    self->resetIdle();
+    return;
+  }
+  self->input_.counters().connections_idle_closed->inc();
+  spdlog::debug("[{}] closing idle connection", self->input_.name());
+  self->close();
+}
+
+void ForwardSession::onAlloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
+  auto* self = static_cast<ForwardSession*>(h->data);
+  buf->base = self->read_buf_.data();
+  buf->len = self->read_buf_.size();
+}
+
+void ForwardSession::onRead(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
+  auto* self = static_cast<ForwardSession*>(s->data);
+  if (nread > 0) {
+    self->input_.counters().bytes->inc(static_cast<uint64_t>(nread));
+    self->resetIdle();
+    self->handleBytes(buf->base, static_cast<size_t>(nread));
+    if (!self->closing_ && self->draining_) self->checkDrained();
+    return;
+  }
+  if (nread == 0) return;
+  if (nread != UV_EOF) {
+    spdlog::debug("[{}] read error: {}", self->input_.name(), uv_strerror(static_cast<int>(nread)));
+    self->close();
+    return;
+  }
+  // EOF: the client may still wait for acks on its read side (half-close).
+  self->closeAfterWrites();
+}
+
+void ForwardSession::handleBytes(const char* data, size_t n) {
+  splitter_.append(data, n);
+  while (!closing_) {
+    Status st = splitter_.next(frame_);
+    if (st.code == StatusCode::NeedMore) return;
+    if (st.code == StatusCode::CloseStream) {
+      auto& c = input_.counters();
+      if (st.message.find("max_frame_size") != std::string::npos) {
+        c.frames_too_large->inc();
+      } else {
+        c.parse_errors->inc();
+      }
+      c.connections_closed_on_error->inc();
+      spdlog::warn("[{}] closing connection: {}", input_.name(), st.message);
+      close();
+      return;
+    }
+    if (splitter_.isJson() && !json_counted_) {
+      json_counted_ = true;
+      input_.counters().json_connections->inc();
+    }
+    handleFrame(std::move(frame_));
+    frame_.clear();
+  }
+}
+
+void ForwardSession::handleFrame(std::string&& frame) {
+  auto& c = input_.counters();
+  c.frames->inc();
+  auto bytes = std::make_shared<const std::string>(std::move(frame));
+  DecodedFrame df;
+  Status st = decodeFrame(bytes, input_.limits(), nowNs(), df);
+  if (st.code == StatusCode::SkipFrame) {
+    c.frames_skipped->inc();
+    switch (df.skip) {
+      case SkipReason::TagTooLong:
+        c.frames_tag_too_long->inc();
+        break;
+      case SkipReason::TooManyEntries:
+        c.frames_too_many_entries->inc();
+        break;
+      case SkipReason::DecompressedTooLarge:
+        c.frames_decompressed_too_large->inc();
+        break;
+      case SkipReason::BadCompression:
+        c.frames_bad_compression->inc();
+        break;
+      default:
+        break;
+    }
+    spdlog::warn("[{}] skipped a request: {}", input_.name(), st.message);
+    return;
+  }
+  if (df.heartbeat) {
+    c.heartbeats_tcp->inc();
+    return;
+  }
+  if (df.ignored_root) {
+    c.ignored_roots->inc();
+    return;
+  }
+  if (df.invalid_entries) c.invalid_entries->inc(df.invalid_entries);
+
+  std::shared_ptr<Delivery> delivery;
+  if (df.chunk) {
+    const uint64_t seq = acks_->next_seq++;
+    acks_->slots.push_back(AckQueue::Slot{seq, std::move(*df.chunk)});
+    delivery = std::make_shared<Delivery>([q = acks_, seq](bool ok) {
+      if (q->slots.empty()) return;
+      const uint64_t index = seq - q->slots.front().seq;
+      if (index >= q->slots.size()) return;
+      q->slots[index].state = ok ? AckQueue::Slot::State::Ok : AckQueue::Slot::State::Failed;
+      if (q->session) q->session->flushAcks();
+    });
+  }
+  // The session holds one share while routing, so the ack cannot fire before every
+  // matched output has been handed its share.
+  AckShare hold(delivery);
+  if (df.batch && !df.batch->events.empty()) {
+    df.batch->input = input_.name();
+    c.batches->inc();
+    c.events->inc(df.batch->events.size());
+    input_.router().route(df.batch, delivery);
+  }
+  hold.accept();
+}
+
+void ForwardSession::flushAcks() {
+  auto& q = *acks_;
+  while (!q.slots.empty() && q.slots.front().state != AckQueue::Slot::State::Pending) {
+    if (q.slots.front().state == AckQueue::Slot::State::Ok) {
+      writeAck(q.slots.front().chunk);
+    } else {
+      // An output failed to take the chunk: no ack, so the client retries it.
+      input_.counters().acks_withheld->inc();
+    }
+    q.slots.pop_front();
+  }
+  if (close_after_writes_ && q.slots.empty() && writes_in_flight_ == 0) close();
+}
+
+void ForwardSession::writeAck(const std::string& chunk) {
+  if (closing_) return;
+  auto* w = new WriteReq{};
+  w->session = this;
+  if (splitter_.isJson()) {
+    w->data = "{\"ack\":";
+    json::appendString(w->data, chunk);
+    w->data += "}";
+  } else {
+    mp::Writer mw(w->data);
+    mw.mapHeader(1);
+    mw.str("ack");
+    mw.str(chunk);
+  }
+  uv_buf_t buf = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
+  w->req.data = w;
+  ++writes_in_flight_;
+  const int rc = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&tcp_), &buf, 1,
+                          [](uv_write_t* req, int status) {
+                            auto* w = static_cast<WriteReq*>(req->data);
+                            ForwardSession* s = w->session;
+                            delete w;
+                            --s->writes_in_flight_;
+                            if (status < 0) {
+                              s->close();
+                              return;
+                            }
+                            s->input_.counters().acks_sent->inc();
+                            if (s->close_after_writes_ && s->acks_->slots.empty() &&
+                                s->writes_in_flight_ == 0) {
+                              s->close();
+                            }
+                          });
+  if (rc < 0) {
+    --writes_in_flight_;
+    delete w;
+    close();
+  }
+}
+
+void ForwardSession::beginDrain() {
+  draining_ = true;
+  checkDrained();
+}
+
+void ForwardSession::checkDrained() {
+  if (drained_) return;
+  int pending = 0;
+  uv_os_fd_t fd;
+  if (closing_ || uv_fileno(reinterpret_cast<uv_handle_t*>(&tcp_), &fd) != 0 ||
+      ioctl(fd, FIONREAD, &pending) != 0 || pending == 0) {
+    // Everything the client sent before the stop has been read and routed.
+    drained_ = true;
+    if (!closing_) uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
+    input_.onSessionDrained();
+  }
+}
+
+void ForwardSession::closeAfterWrites() {
+  if (closing_) return;
+  close_after_writes_ = true;
+  uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
+  if (acks_->slots.empty() && writes_in_flight_ == 0) close();
+}
+
+void ForwardSession::close() {
+  if (closing_) return;
+  closing_ = true;
+  acks_->session = nullptr;
+  uv_timer_stop(&idle_);
+  uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), &ForwardSession::onClosed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&idle_), &ForwardSession::onClosed);
+}
+
+void ForwardSession::onClosed(uv_handle_t* h) {
+  auto* self = static_cast<ForwardSession*>(h->data);
+  if (--self->open_handles_ == 0) {
+    // Last handle closed: nothing in libuv refers to us any more.
+    self->input_.onSessionClosed(self);
+  }
+}
+
+}  // namespace ferry::forward

@@ -1,0 +1,111 @@
+// One client connection of a ForwardInput: reads bytes, splits and decodes requests,
+// routes the batches, and writes `{"ack": chunk}` replies in request order once every
+// output that matched a chunk has accepted it.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+
+#include <uv.h>
+
+#include "src/forward/forward_decoder.h"
+
+namespace ferry {
+class Router;
+class Counter;
+}  // namespace ferry
+
+namespace ferry::forward {
+
+class ForwardInput;
+
+// Counters a ForwardInput keeps; sessions increment them.
+struct InputCounters {
+  Counter* connections_accepted;
+  Counter* connections_rejected;
+  Counter* connections_closed_on_error;
+  Counter* connections_idle_closed;
+  Counter* frames;
+  Counter* batches;
+  Counter* events;
+  Counter* bytes;
+  Counter* heartbeats_tcp;
+  Counter* heartbeats_udp;
+  Counter* ignored_roots;
+  Counter* invalid_entries;
+  Counter* frames_too_large;
+  Counter* frames_skipped;
+  Counter* frames_tag_too_long;
+  Counter* frames_too_many_entries;
+  Counter* frames_decompressed_too_large;
+  Counter* frames_bad_compression;
+  Counter* parse_errors;
+  Counter* acks_sent;
+  Counter* acks_withheld;
+  Counter* json_connections;
+};
+
+// The acks a session owes, in request order. Shared with the deliveries in flight, so
+// a delivery that completes after its session closed finds `session == nullptr`.
+struct AckQueue {
+  struct Slot {
+    uint64_t seq;
+    std::string chunk;
+    enum class State { Pending, Ok, Failed } state = State::Pending;
+  };
+  class ForwardSession* session = nullptr;
+  std::deque<Slot> slots;
+  uint64_t next_seq = 0;
+};
+
+class ForwardSession {
+ public:
+  ForwardSession(ForwardInput& input, uv_loop_t* loop);
+  ~ForwardSession();
+
+  uv_tcp_t* handle() { return &tcp_; }
+  // Starts reading and the idle timer (after uv_accept succeeded).
+  void start();
+  // Closes now (write side abandoned). Safe to call more than once.
+  void close();
+  // Graceful: stop reading, let queued ack writes finish, then close.
+  void closeAfterWrites();
+  // Shutdown drain: read what the kernel already holds, then report drained.
+  void beginDrain();
+  bool drained() const { return drained_; }
+  bool closing() const { return closing_; }
+
+  // Called by the AckQueue when slots resolve.
+  void flushAcks();
+
+ private:
+  static void onAlloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
+  static void onRead(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
+  static void onIdle(uv_timer_t* t);
+  static void onClosed(uv_handle_t* h);
+
+  void handleBytes(const char* data, size_t n);
+  void handleFrame(std::string&& frame);
+  void writeAck(const std::string& chunk);
+  void checkDrained();
+  void resetIdle();
+
+  ForwardInput& input_;
+  uv_tcp_t tcp_;
+  uv_timer_t idle_;
+  int open_handles_ = 0;
+  bool closing_ = false;
+  bool draining_ = false;
+  bool drained_ = false;
+  bool close_after_writes_ = false;
+  size_t writes_in_flight_ = 0;
+  FrameSplitter splitter_;
+  std::shared_ptr<AckQueue> acks_;
+  std::string read_buf_;
+  std::string frame_;
+  bool json_counted_ = false;
+};
+
+}  // namespace ferry::forward

@@ -1,0 +1,81 @@
+// Plugin interfaces: an Input produces batches into the Router, an Output accepts them.
+// A PluginType (name, kind, option table, factory) is separate from a configured
+// instance; the registry lists the types (see builtin_plugins.cc).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <uv.h>
+
+#include "src/batch.h"
+#include "src/config_schema.h"
+
+namespace ferry {
+
+class Router;
+class StatsRegistry;
+
+class Output {
+ public:
+  virtual ~Output() = default;
+  // Takes a share of `batch`. Must resolve `ack` (accept once stored, or fail) exactly
+  // once, possibly later from the loop; never blocks the loop.
+  virtual void submit(BatchPtr batch, AckShare ack) = 0;
+  // Calls `done` (from the loop) once everything submitted so far is written or failed.
+  virtual void flush(std::function<void()> done) = 0;
+  // SIGUSR1: reopen files. Default: nothing to reopen.
+  virtual void reopen() {}
+  virtual void close() {}
+};
+
+class Input {
+ public:
+  virtual ~Input() = default;
+  // Binds its sockets. Throws std::runtime_error with a clear reason on failure.
+  virtual void start() = 0;
+  // Graceful stop, step 1: close listeners, accept nothing new.
+  virtual void stopAccepting() = 0;
+  // Step 2: read what clients already sent, hand it to the router, then call `done`.
+  virtual void drain(std::function<void()> done) = 0;
+  // Step 3: close every connection now.
+  virtual void close() = 0;
+};
+
+struct PluginContext {
+  uv_loop_t* loop = nullptr;
+  Router* router = nullptr;
+  StatsRegistry* stats = nullptr;
+  const PluginConfig* config = nullptr;
+};
+
+struct PluginType {
+  std::string name;
+  PluginKind kind = PluginKind::Input;
+  std::string summary;
+  std::vector<OptionSpec> options;
+  std::function<std::unique_ptr<Input>(const PluginContext&)> make_input;
+  std::function<std::unique_ptr<Output>(const PluginContext&)> make_output;
+};
+
+class PluginRegistry {
+ public:
+  // Adds a type; outputs get the common routing options (`match`). Throws on a
+  // duplicate type name.
+  void add(PluginType type);
+  const PluginType* find(const std::string& name) const;
+  const std::vector<PluginType>& all() const { return types_; }
+  std::string knownNames(PluginKind kind) const;
+  // The global [ferry] table's options.
+  static const std::vector<OptionSpec>& globalOptions();
+
+ private:
+  std::vector<PluginType> types_;
+};
+
+// The one explicit list of every built-in plugin (src/builtin_plugins.cc).
+void registerBuiltinPlugins(PluginRegistry& registry);
+
+}  // namespace ferry

@@ -1,0 +1,59 @@
+// Plugin type registry and the options every output and the [ferry] table share.
+#include <stdexcept>
+
+#include "src/plugin.h"
+
+namespace ferry {
+
+void PluginRegistry::add(PluginType type) {
+  if (find(type.name)) throw std::logic_error("plugin type registered twice: " + type.name);
+  if (type.kind == PluginKind::Output) {
+    type.options.insert(type.options.begin(),
+                        OptionSpec{.key = "match",
+                                   .type = OptionType::String,
+                                   .description = "Fluentd tag pattern(s) selecting the events "
+                                                  "this output receives: `*`, `**`, `{a,b}`, "
+                                                  "`/regex/`, space-separated alternatives."});
+  }
+  types_.push_back(std::move(type));
+}
+
+const PluginType* PluginRegistry::find(const std::string& name) const {
+  for (const auto& t : types_) {
+    if (t.name == name) return &t;
+  }
+  return nullptr;
+}
+
+std::string PluginRegistry::knownNames(PluginKind kind) const {
+  std::string out;
+  for (const auto& t : types_) {
+    if (t.kind != kind) continue;
+    if (!out.empty()) out += ", ";
+    out += t.name;
+  }
+  return out;
+}
+
+const std::vector<OptionSpec>& PluginRegistry::globalOptions() {
+  static const std::vector<OptionSpec> kOptions = {
+      {.key = "shutdown_timeout",
+       .type = OptionType::Duration,
+       .default_value = "10s",
+       .min = 0,
+       .max = 3'600'000,
+       .reloadable = true,
+       .description = "On SIGTERM/SIGINT: how long to drain inputs and flush outputs "
+                      "before exiting anyway."},
+      {.key = "log_level",
+       .type = OptionType::String,
+       .default_value = "info",
+       .description = "trace, debug, info, warn, error or off (`--log-level` overrides)."},
+      {.key = "hostname",
+       .type = OptionType::String,
+       .description = "This host's name as reported to peers; default: gethostname()."},
+  };
+  return kOptions;
+}
+
+}  // namespace ferry
