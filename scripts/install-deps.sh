@@ -10,7 +10,7 @@ pkgs=(
   catch2 libre2-dev zlib1g-dev libssl-dev
   libcli11-dev libspdlog-dev libfmt-dev
   clang libclang-rt-14-dev clang-format
-  python3 python3-fluent-logger python3-msgpack
+  python3 python3-fluent-logger python3-msgpack python3-pytest
 )
 
 missing=()

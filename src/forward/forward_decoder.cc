@@ -43,7 +43,13 @@ bool timeFromScalar(const mp::Value& v, int64_t now_ns, int64_t& out) {
       return true;
     case mp::Type::Float: {
       if (!std::isfinite(v.f) || std::fabs(v.f) > static_cast<double>(kMaxSeconds)) return false;
-      out = v.f == 0 ? now_ns : std::llround(v.f * 1e9);
+      if (v.f == 0) {
+        out = now_ns;
+        return true;
+      }
+      // Split first: f * 1e9 alone would lose the nanoseconds to double rounding.
+      const double sec = std::floor(v.f);
+      out = static_cast<int64_t>(sec) * kNsPerSec + std::llround((v.f - sec) * 1e9);
       return true;
     }
     case mp::Type::Ext: {
@@ -205,8 +211,17 @@ Status decodeFrame(std::shared_ptr<const std::string> frame, const Limits& limit
   mp::Reader peek = r;
   if (!peek.next(second)) return skipWith(out, SkipReason::BadShape, "truncated request");
 
+  // An array in slot 1 is Forward mode, unless it is a v1.5 time `[EventTime, {meta}]`
+  // in a Message (its first element is a time, not an entry array).
+  bool v15_message_time = false;
+  if (second.type == mp::Type::Array && second.len >= 1 && root.len >= 3) {
+    mp::Value first;
+    mp::Reader inner = peek;
+    v15_message_time = inner.next(first) && first.type != mp::Type::Array;
+  }
+
   Options opts;
-  if (second.type == mp::Type::Array) {
+  if (second.type == mp::Type::Array && !v15_message_time) {
     // Forward: [tag, [[time, record], ...], option?]
     out.mode = Mode::Forward;
     r.next(second);
