@@ -33,7 +33,8 @@ void AsyncFileWriter::startNext() {
   if (pending_.empty()) {
     auto waiters = std::move(idle_waiters_);
     idle_waiters_.clear();
-    for (auto& w : waiters) w();
+    for (auto& w : waiters)
+      w();
     return;
   }
   current_.swap(pending_);
@@ -63,7 +64,9 @@ void AsyncFileWriter::onFsCallback(uv_fs_t* req) {
   self->onWritten(result);
 }
 
-void AsyncFileWriter::onRetryTimer(uv_timer_t* t) { static_cast<AsyncFileWriter*>(t->data)->issue(); }
+void AsyncFileWriter::onRetryTimer(uv_timer_t* t) {
+  static_cast<AsyncFileWriter*>(t->data)->issue();
+}
 
 void AsyncFileWriter::onWritten(ssize_t result) {
   if (result == UV_EAGAIN || result == UV_EINTR) {
@@ -86,7 +89,8 @@ void AsyncFileWriter::onWritten(ssize_t result) {
   auto done = std::move(current_done_);
   current_done_.clear();
   current_.clear();
-  for (auto& d : done) d(ok);
+  for (auto& d : done)
+    d(ok);
   if (!in_flight_) startNext();
 }
 

@@ -15,7 +15,9 @@
 namespace ferry {
 namespace {
 
-int lineOf(const toml::value& v) { return static_cast<int>(v.location().line()); }
+int lineOf(const toml::value& v) {
+  return static_cast<int>(v.location().line());
+}
 
 std::string boundText(const OptionSpec& spec, int64_t v) {
   switch (spec.type) {
@@ -78,9 +80,9 @@ OptionValue convert(const OptionSpec& spec, const toml::value& v, const std::str
         wrong("a number");
       }
       if (out.f < static_cast<double>(spec.min) || out.f > static_cast<double>(spec.max)) {
-        throw ConfigError(file, out.line, key,
-                          fmt::format("value {} is out of range [{}, {}]", out.f, spec.min,
-                                      spec.max));
+        throw ConfigError(
+            file, out.line, key,
+            fmt::format("value {} is out of range [{}, {}]", out.f, spec.min, spec.max));
       }
       break;
     case OptionType::Size: {
@@ -163,7 +165,9 @@ std::string knownKeys(const std::vector<OptionSpec>& specs) {
 // the caller (`type`).
 void fillOptions(PluginConfig& pc, const toml::value& table, const std::vector<OptionSpec>& specs,
                  const std::string& file) {
-  for (const auto& [key, v] : table.as_table()) {
+  for (const auto& kv : table.as_table()) {
+    const std::string& key = kv.first;
+    const toml::value& v = kv.second;
     if (key == "type" && pc.kind != PluginKind::Global) continue;
     auto it = std::find_if(specs.begin(), specs.end(), [&](const auto& s) { return s.key == key; });
     if (it == specs.end()) {
@@ -194,17 +198,20 @@ Config build(const toml::value& root, const std::string& file, const PluginRegis
 
   // Tables in file order, so outputs and messages follow what the user wrote.
   std::vector<std::pair<std::string, const toml::value*>> tables;
-  for (const auto& [name, v] : root.as_table()) tables.emplace_back(name, &v);
-  std::stable_sort(tables.begin(), tables.end(),
-                   [](const auto& a, const auto& b) { return lineOf(*a.second) < lineOf(*b.second); });
+  for (const auto& [name, v] : root.as_table())
+    tables.emplace_back(name, &v);
+  std::stable_sort(tables.begin(), tables.end(), [](const auto& a, const auto& b) {
+    return lineOf(*a.second) < lineOf(*b.second);
+  });
 
   const toml::value* global = nullptr;
   std::string global_name;
   for (const auto& [name, v] : tables) {
     if (!v->is_table()) {
       throw ConfigError(file, lineOf(*v), name,
-                        "top-level keys must be tables: write [" + name + "] with the plugin's "
-                        "options, or put global settings under [ferry]");
+                        "top-level keys must be tables: write [" + name +
+                            "] with the plugin's "
+                            "options, or put global settings under [ferry]");
     }
     if (name == "ferry" || name == "hekad") {
       if (global) {
@@ -294,7 +301,8 @@ std::string valueText(const OptionValue& v) {
       return "\"" + v.s + "\"";
     case OptionType::StringList: {
       std::string out = "[";
-      for (size_t i = 0; i < v.list.size(); ++i) out += (i ? ", \"" : "\"") + v.list[i] + "\"";
+      for (size_t i = 0; i < v.list.size(); ++i)
+        out += (i ? ", \"" : "\"") + v.list[i] + "\"";
       return out + "]";
     }
     case OptionType::Bool:
@@ -313,18 +321,22 @@ std::string valueText(const OptionValue& v) {
 
 void describeOne(std::string& out, const PluginConfig& pc) {
   out += fmt::format("[{}] type = {} ({}:{})\n", pc.name, pc.type, pc.file, pc.line);
-  for (const auto& [key, v] : pc.values) out += fmt::format("  {} = {}\n", key, valueText(v));
+  for (const auto& [key, v] : pc.values)
+    out += fmt::format("  {} = {}\n", key, valueText(v));
 }
 }  // namespace
 
 std::string describeConfig(const Config& config) {
   std::string out = fmt::format("config {} is valid\n", config.file);
   out += fmt::format("[{}]\n", config.global.name);
-  for (const auto& [key, v] : config.global.values) out += fmt::format("  {} = {}\n", key, valueText(v));
+  for (const auto& [key, v] : config.global.values)
+    out += fmt::format("  {} = {}\n", key, valueText(v));
   out += fmt::format("{} input(s):\n", config.inputs.size());
-  for (const auto& pc : config.inputs) describeOne(out, pc);
+  for (const auto& pc : config.inputs)
+    describeOne(out, pc);
   out += fmt::format("{} output(s):\n", config.outputs.size());
-  for (const auto& pc : config.outputs) describeOne(out, pc);
+  for (const auto& pc : config.outputs)
+    describeOne(out, pc);
   return out;
 }
 
@@ -342,7 +354,9 @@ void optionTable(std::string& out, const std::vector<OptionSpec>& specs) {
       };
       bounds = fmtb(s.min) + " – " + (s.max == INT64_MAX ? std::string("∞") : fmtb(s.max));
     }
-    std::string def = s.required ? "required" : s.default_value.empty() ? "—" : "`" + s.default_value + "`";
+    std::string def = s.required                ? "required"
+                      : s.default_value.empty() ? "—"
+                                                : "`" + s.default_value + "`";
     if (s.type == OptionType::Bool && s.default_value.empty()) def = "`false`";
     out += fmt::format("| `{}` | {} | {} | {} | {} | {} |\n", s.key, optionTypeName(s.type), def,
                        bounds, s.reloadable ? "yes" : "restart", s.description);

@@ -27,9 +27,8 @@ const char* optionTypeName(OptionType t) {
 
 ConfigError::ConfigError(const std::string& file, int line, const std::string& key,
                          const std::string& what)
-    : std::runtime_error(
-          key.empty() ? fmt::format("{}:{}: {}", file, line, what)
-                      : fmt::format("{}:{}: key '{}': {}", file, line, key, what)) {}
+    : std::runtime_error(key.empty() ? fmt::format("{}:{}: {}", file, line, what)
+                                     : fmt::format("{}:{}: key '{}': {}", file, line, key, what)) {}
 
 const OptionValue& PluginConfig::get(const std::string& key) const {
   auto it = values.find(key);

@@ -105,7 +105,8 @@ class WriterOutput : public Output {
   void submit(BatchPtr batch, AckShare ack) override {
     std::string text;
     text.reserve(batch->events.size() * 128);
-    for (const Event& e : batch->events) format_(text, *batch, e);
+    for (const Event& e : batch->events)
+      format_(text, *batch, e);
     const size_t n = batch->events.size();
     const size_t bytes = text.size();
     auto shared_ack = std::make_shared<AckShare>(std::move(ack));
@@ -150,8 +151,8 @@ class FileOutput : public WriterOutput {
         reopens_(ctx.stats->counter(name_, "reopens")) {
     fd_ = openFile();
     if (fd_ < 0) {
-      ctx.config->fail("path", fmt::format("cannot open '{}' for appending: {}", path_,
-                                           std::strerror(errno)));
+      ctx.config->fail(
+          "path", fmt::format("cannot open '{}' for appending: {}", path_, std::strerror(errno)));
     }
     writer_.setFd(fd_);
   }
@@ -179,7 +180,9 @@ class FileOutput : public WriterOutput {
 
  private:
   // Opening is a short syscall done on the loop; only the writes go to the pool.
-  int openFile() const { return ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644); }
+  int openFile() const {
+    return ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  }
 
   std::string path_;
   int fd_ = -1;
@@ -206,24 +209,25 @@ class NullOutput : public Output {
 }  // namespace
 
 PluginType stdoutOutputType() {
-  return PluginType{
-      .name = "StdoutOutput",
-      .kind = PluginKind::Output,
-      .summary = "Prints each event as Fluentd's stdout output does: `<time> <tag>: <record "
-                 "as JSON>`, time in local time with nanoseconds and the UTC offset.",
-      .options = {},
-      .make_output = [](const PluginContext& ctx) -> std::unique_ptr<Output> {
-        return std::make_unique<StdoutOutput>(ctx);
-      }};
+  return PluginType{.name = "StdoutOutput",
+                    .kind = PluginKind::Output,
+                    .summary =
+                        "Prints each event as Fluentd's stdout output does: `<time> <tag>: <record "
+                        "as JSON>`, time in local time with nanoseconds and the UTC offset.",
+                    .options = {},
+                    .make_output = [](const PluginContext& ctx) -> std::unique_ptr<Output> {
+                      return std::make_unique<StdoutOutput>(ctx);
+                    }};
 }
 
 PluginType fileOutputType() {
   return PluginType{
       .name = "FileOutput",
       .kind = PluginKind::Output,
-      .summary = "Appends one JSON object per event and line: `{\"tag\":…,\"time\":"
-                 "\"2023-11-14T22:13:20.123456789Z\",\"record\":{…}}`. Reopens the file on "
-                 "SIGUSR1 (for logrotate).",
+      .summary =
+          "Appends one JSON object per event and line: `{\"tag\":…,\"time\":"
+          "\"2023-11-14T22:13:20.123456789Z\",\"record\":{…}}`. Reopens the file on "
+          "SIGUSR1 (for logrotate).",
       .options = {{.key = "path",
                    .type = OptionType::String,
                    .required = true,

@@ -5,8 +5,8 @@
 #include <fstream>
 #include <iostream>
 
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include "src/config_loader.h"
 #include "src/default_config.h"
@@ -25,9 +25,11 @@ int main(int argc, char** argv) {
   bool print_default = false;
   app.add_option("-c,--config", config_path,
                  "TOML config file (default: the built-in config, identical to conf/ferry.toml)");
-  app.add_flag("--check-config", check_only, "Validate the config, print what would run, exit 0 or 1");
+  app.add_flag("--check-config", check_only,
+               "Validate the config, print what would run, exit 0 or 1");
   app.add_flag("--version", version, "Print the version and exit");
-  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off (overrides [ferry] log_level)");
+  app.add_option("--log-level", log_level,
+                 "trace, debug, info, warn, error or off (overrides [ferry] log_level)");
   app.add_option("--pid-file", pid_file, "Write the process id to this file while running");
   app.add_flag("--print-option-reference", option_reference,
                "Print the option reference (docs/configuration.md) and exit");
@@ -55,9 +57,9 @@ int main(int argc, char** argv) {
 
   ferry::Config config;
   try {
-    config = config_path.empty()
-                 ? ferry::loadConfigString(ferry::kDefaultConfig, "<built-in conf/ferry.toml>", registry)
-                 : ferry::loadConfigFile(config_path, registry);
+    config = config_path.empty() ? ferry::loadConfigString(ferry::kDefaultConfig,
+                                                           "<built-in conf/ferry.toml>", registry)
+                                 : ferry::loadConfigFile(config_path, registry);
     ferry::compileMatchers(config);
   } catch (const ferry::ConfigError& e) {
     std::fprintf(stderr, "ferryd: config error: %s\n", e.what());

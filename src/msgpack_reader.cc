@@ -7,11 +7,15 @@
 namespace ferry::mp {
 namespace {
 
-inline uint16_t be16(const uint8_t* p) { return static_cast<uint16_t>((p[0] << 8) | p[1]); }
+inline uint16_t be16(const uint8_t* p) {
+  return static_cast<uint16_t>((p[0] << 8) | p[1]);
+}
 inline uint32_t be32(const uint8_t* p) {
   return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
 }
-inline uint64_t be64(const uint8_t* p) { return (uint64_t{be32(p)} << 32) | be32(p + 4); }
+inline uint64_t be64(const uint8_t* p) {
+  return (uint64_t{be32(p)} << 32) | be32(p + 4);
+}
 
 int64_t payload(const uint8_t* p, size_t n, size_t hdr, uint32_t len, Value& out) {
   if (n < hdr) return 0;
@@ -224,7 +228,8 @@ ObjectScanner::Result ObjectScanner::scan(const uint8_t* data, size_t size) {
     started_ = true;
   }
   for (;;) {
-    while (!pending_.empty() && pending_.back() == 0) pending_.pop_back();
+    while (!pending_.empty() && pending_.back() == 0)
+      pending_.pop_back();
     if (pending_.empty()) return Result::Done;
     Value v;
     const int64_t r = readValue(data + pos_, size - pos_, v);

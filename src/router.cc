@@ -26,7 +26,8 @@ void Router::route(const BatchPtr& batch, const std::shared_ptr<Delivery>& deliv
     if (tag_cache_.size() >= kTagCacheMax) tag_cache_.clear();
     std::vector<uint8_t> flags(n, 0);
     for (size_t r = 0; r < n; ++r) {
-      if (routes_[r].predicate->batchConstant()) flags[r] = routes_[r].predicate->matchBatch(*batch);
+      if (routes_[r].predicate->batchConstant())
+        flags[r] = routes_[r].predicate->matchBatch(*batch);
     }
     it = tag_cache_.emplace(batch->tag, std::move(flags)).first;
   }

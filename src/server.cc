@@ -49,7 +49,8 @@ void Server::start() {
     PluginContext ctx{loop_, &router_, &stats_, &pc};
     inputs_.push_back(registry_.find(pc.type)->make_input(ctx));
   }
-  for (auto& in : inputs_) in->start();
+  for (auto& in : inputs_)
+    in->start();
   if (inputs_.empty()) spdlog::warn("no inputs configured: nothing will arrive");
 
   for (int signum : {SIGINT, SIGTERM, SIGUSR1, SIGHUP}) {
@@ -87,14 +88,16 @@ void Server::onSignal(uv_signal_t* h, int signum) {
 
 void Server::report() {
   spdlog::info("stats {}", stats_.toJson());
-  for (auto& out : outputs_) out->reopen();
+  for (auto& out : outputs_)
+    out->reopen();
 }
 
 void Server::stop() {
   if (stopping_) return;
   stopping_ = true;
   // Signals and the deadline must not keep the loop alive once the work is done.
-  for (uv_signal_t* s : signals_) uv_unref(reinterpret_cast<uv_handle_t*>(s));
+  for (uv_signal_t* s : signals_)
+    uv_unref(reinterpret_cast<uv_handle_t*>(s));
   shutdown_timer_ = new uv_timer_t;
   uv_timer_init(loop_, shutdown_timer_);
   shutdown_timer_->data = this;
@@ -110,7 +113,8 @@ void Server::stop() {
       static_cast<uint64_t>(timeout), 0);
   uv_unref(reinterpret_cast<uv_handle_t*>(shutdown_timer_));
 
-  for (auto& in : inputs_) in->stopAccepting();
+  for (auto& in : inputs_)
+    in->stopAccepting();
   pending_steps_ = inputs_.size();
   if (pending_steps_ == 0) {
     flushOutputs();
@@ -139,8 +143,10 @@ void Server::flushOutputs() {
 void Server::finish() {
   // Outputs are flushed, so every ack owed has been queued on its connection; closing
   // the inputs lets those writes finish, then the loop runs out of work and returns.
-  for (auto& in : inputs_) in->close();
-  for (auto& out : outputs_) out->close();
+  for (auto& in : inputs_)
+    in->close();
+  for (auto& out : outputs_)
+    out->close();
   stopped_ = true;
   spdlog::info("stopped: {}", stats_.toJson());
 }

@@ -9,9 +9,9 @@ namespace ferry {
 
 enum class StatusCode {
   Ok,
-  NeedMore,      // incomplete input: wait for more bytes
-  SkipFrame,     // this frame is bad or over a limit; the stream is still in sync
-  CloseStream,   // framing lost or a hard limit crossed: close the connection
+  NeedMore,     // incomplete input: wait for more bytes
+  SkipFrame,    // this frame is bad or over a limit; the stream is still in sync
+  CloseStream,  // framing lost or a hard limit crossed: close the connection
 };
 
 struct Status {

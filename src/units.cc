@@ -12,14 +12,16 @@ namespace {
 std::string lower(std::string_view s) {
   std::string out;
   out.reserve(s.size());
-  for (char c : s) out.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  for (char c : s)
+    out.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
   return out;
 }
 
 // Reads a non-negative decimal number (digits with an optional fraction) at `s[i..]`.
 std::optional<double> readNumber(std::string_view s, size_t& i) {
   const size_t start = i;
-  while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.')) ++i;
+  while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.'))
+    ++i;
   if (i == start) return std::nullopt;
   double v = 0;
   auto [p, ec] = std::from_chars(s.data() + start, s.data() + i, v);
@@ -31,10 +33,12 @@ std::optional<double> readNumber(std::string_view s, size_t& i) {
 
 std::optional<uint64_t> parseSize(std::string_view text) {
   size_t i = 0;
-  while (i < text.size() && text[i] == ' ') ++i;
+  while (i < text.size() && text[i] == ' ')
+    ++i;
   auto num = readNumber(text, i);
   if (!num) return std::nullopt;
-  while (i < text.size() && text[i] == ' ') ++i;
+  while (i < text.size() && text[i] == ' ')
+    ++i;
   const std::string unit = lower(text.substr(i));
   double mult;
   if (unit.empty() || unit == "b") {
@@ -62,7 +66,8 @@ std::optional<int64_t> parseDurationMs(std::string_view text) {
     auto num = readNumber(text, i);
     if (!num) return std::nullopt;
     size_t u = i;
-    while (u < text.size() && std::isalpha(static_cast<unsigned char>(text[u]))) ++u;
+    while (u < text.size() && std::isalpha(static_cast<unsigned char>(text[u])))
+      ++u;
     const std::string unit = lower(text.substr(i, u - i));
     i = u;
     double mult;

@@ -85,7 +85,8 @@ TEST_CASE("config errors name file, line and key", "[config]") {
   }
   SECTION("out of range") {
     auto m = errorOf("[ForwardInput]\nmax_tag_length = 0\n");
-    CHECK_THAT(m, Contains("test.toml:2") && Contains("max_tag_length") && Contains("out of range [1, 65535]"));
+    CHECK_THAT(m, Contains("test.toml:2") && Contains("max_tag_length") &&
+                      Contains("out of range [1, 65535]"));
   }
   SECTION("size out of range is printed with units") {
     auto m = errorOf("[ForwardInput]\nmax_frame_size = \"3GiB\"\n");
@@ -93,16 +94,19 @@ TEST_CASE("config errors name file, line and key", "[config]") {
   }
   SECTION("bad size string") {
     auto m = errorOf("[ForwardInput]\nmax_frame_size = \"64XB\"\n");
-    CHECK_THAT(m, Contains("test.toml:2") && Contains("max_frame_size") && Contains("expected a size"));
+    CHECK_THAT(
+        m, Contains("test.toml:2") && Contains("max_frame_size") && Contains("expected a size"));
   }
   SECTION("bad duration string") {
     auto m = errorOf("[ForwardInput]\n\n\nidle_timeout = \"10 parsecs\"\n");
-    CHECK_THAT(m, Contains("test.toml:4") && Contains("idle_timeout") && Contains("expected a duration"));
+    CHECK_THAT(
+        m, Contains("test.toml:4") && Contains("idle_timeout") && Contains("expected a duration"));
   }
   SECTION("unknown plugin type lists the known ones") {
     auto m = errorOf("[a]\ntype = \"KafkaInput\"\n");
-    CHECK_THAT(m, Contains("test.toml:2") && Contains("a.type") && Contains("unknown plugin type 'KafkaInput'") &&
-                      Contains("ForwardInput") && Contains("FileOutput") && Contains("StdoutOutput"));
+    CHECK_THAT(m, Contains("test.toml:2") && Contains("a.type") &&
+                      Contains("unknown plugin type 'KafkaInput'") && Contains("ForwardInput") &&
+                      Contains("FileOutput") && Contains("StdoutOutput"));
   }
   SECTION("unknown table name without type") {
     auto m = errorOf("\n[Nope]\n");
@@ -113,7 +117,8 @@ TEST_CASE("config errors name file, line and key", "[config]") {
     CHECK_THAT(m, Contains("test.toml:") && Contains("duplicate global table"));
   }
   SECTION("duplicate table name") {
-    auto m = errorOf("[out]\ntype = \"NullOutput\"\nmatch = \"**\"\n[out]\ntype = \"NullOutput\"\n");
+    auto m =
+        errorOf("[out]\ntype = \"NullOutput\"\nmatch = \"**\"\n[out]\ntype = \"NullOutput\"\n");
     CHECK_THAT(m, Contains("test.toml:4") && Contains("TOML syntax error"));
   }
   SECTION("TOML syntax error") {
@@ -138,7 +143,8 @@ TEST_CASE("config errors name file, line and key", "[config]") {
   }
   SECTION("invalid match pattern") {
     auto m = errorOf("[n]\ntype = \"NullOutput\"\nmatch = \"a.{b\"\n");
-    CHECK_THAT(m, Contains("test.toml:3") && Contains("n.match") && Contains("invalid tag pattern"));
+    CHECK_THAT(m,
+               Contains("test.toml:3") && Contains("n.match") && Contains("invalid tag pattern"));
   }
   SECTION("bad log level") {
     auto m = errorOf("[ferry]\nlog_level = \"loud\"\n");
@@ -155,7 +161,8 @@ TEST_CASE("unreadable config file names the path", "[config]") {
     ferry::loadConfigFile("/nonexistent/ferry.toml", registry());
     FAIL("no error");
   } catch (const ferry::ConfigError& e) {
-    CHECK_THAT(std::string(e.what()), Contains("/nonexistent/ferry.toml") && Contains("cannot read"));
+    CHECK_THAT(std::string(e.what()),
+               Contains("/nonexistent/ferry.toml") && Contains("cannot read"));
   }
 }
 

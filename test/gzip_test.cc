@@ -28,7 +28,8 @@ TEST_CASE("gunzip stops at the limit while inflating", "[gzip]") {
   CHECK(ferry::gunzip(bomb, 64 << 10, out) == GunzipResult::TooLarge);
   CHECK(out == "keep");  // nothing partial is left behind
   std::string exact;
-  CHECK(ferry::gunzip(ferry::gzipCompress(std::string(1000, 'a')), 1000, exact) == GunzipResult::Ok);
+  CHECK(ferry::gunzip(ferry::gzipCompress(std::string(1000, 'a')), 1000, exact) ==
+        GunzipResult::Ok);
   std::string over;
   CHECK(ferry::gunzip(ferry::gzipCompress(std::string(1001, 'a')), 1000, over) ==
         GunzipResult::TooLarge);

@@ -145,8 +145,7 @@ TEST_CASE("msgpack floats use the shortest round-trip text", "[json]") {
     uint64_t bits = rng();
     double d = 0;
     std::memcpy(&d, &bits, sizeof d);
-    if (!std::isfinite(d))
-      continue;
+    if (!std::isfinite(d)) continue;
     const std::string text = f64(d);
     INFO(text);
     const double back = std::strtod(text.c_str(), nullptr);
@@ -221,6 +220,14 @@ TEST_CASE("appendString copies valid UTF-8 and escapes each invalid byte", "[jso
   CHECK(quoted(bytes({0xe2, 0x82, 'A'})) == "\"\\u00e2\\u0082A\"");
   CHECK(quoted(bytes({0xf0, 0x9f, 0x98})) == "\"\\u00f0\\u009f\\u0098\"");
   CHECK(quoted(bytes({0xc3})) == "\"\\u00c3\"");
+  // The input ends mid-sequence although the bytes after it would complete it.
+  const std::string emoji = "\xF0\x9F\x98\x80";
+  CHECK(quoted(std::string_view(emoji).substr(0, 3)) == "\"\\u00f0\\u009f\\u0098\"");
+  CHECK(quoted(std::string_view(emoji).substr(1, 2)) == "\"\\u009f\\u0098\"");
+  const std::string euro = "\xE2\x82\xAC";
+  CHECK(quoted(std::string_view(euro).substr(0, 2)) == "\"\\u00e2\\u0082\"");
+  const std::string e_acute = "\xC3\xA9";
+  CHECK(quoted(std::string_view(e_acute).substr(0, 1)) == "\"\\u00c3\"");
   // A lone continuation byte, then a valid sequence right after an invalid one.
   CHECK(quoted(bytes({0x80, 0xc3, 0xa9})) == "\"\\u0080\xC3\xA9\"");
 }
@@ -626,8 +633,7 @@ TEST_CASE("Parser reads concatenated values one after the other", "[json]") {
   while (pos < stream.size()) {
     const size_t before = out.size();
     const Result r = parser.parse(stream.data() + pos, stream.size() - pos, out);
-    if (r == Result::NeedMore)
-      break;
+    if (r == Result::NeedMore) break;
     REQUIRE(r == Result::Done);
     values.push_back(toJson(out.substr(before)));
     pos += parser.consumed();
@@ -647,6 +653,7 @@ TEST_CASE("Parser rejects invalid JSON with the offset", "[json]") {
   CHECK(parseError(R"("x\udc00")") == "lone surrogate at offset 2");
   CHECK(parseError(R"("\ud800\u0041")") == "lone surrogate at offset 1");
   CHECK(parseError(R"("\ud800\ud800")") == "lone surrogate at offset 1");
+  CHECK(parseError(R"("\ud800\ue000")") == "lone surrogate at offset 1");
   CHECK(parseError(R"("\ud800\n")") == "lone surrogate at offset 1");
   CHECK(parseError(R"("\ud800x")") == "lone surrogate at offset 1");
 

@@ -15,7 +15,8 @@ using ferry::mp::Value;
 namespace {
 Value readOne(const std::string& bytes, size_t* consumed = nullptr) {
   Value v;
-  const int64_t r = ferry::mp::readValue(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), v);
+  const int64_t r =
+      ferry::mp::readValue(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), v);
   REQUIRE(r > 0);
   if (consumed) *consumed = static_cast<size_t>(r);
   return v;
@@ -23,8 +24,9 @@ Value readOne(const std::string& bytes, size_t* consumed = nullptr) {
 }  // namespace
 
 TEST_CASE("integers of every width decode exactly", "[msgpack]") {
-  const int64_t signed_values[] = {0, 1, 127, -1, -32, -33, -128, -129, -32768, -32769,
-                                   INT32_MIN, int64_t{INT32_MIN} - 1, INT64_MIN};
+  const int64_t signed_values[] = {
+      0,        1, 127, -1, -32, -33, -128, -129, -32768, -32769, INT32_MIN, int64_t{INT32_MIN} - 1,
+      INT64_MIN};
   for (int64_t v : signed_values) {
     std::string b;
     ferry::mp::Writer(b).integer(v);
@@ -33,8 +35,8 @@ TEST_CASE("integers of every width decode exactly", "[msgpack]") {
     CHECK(out.i == v);
     CHECK(out.type == (v < 0 ? Type::NegInt : Type::PosInt));
   }
-  const uint64_t unsigned_values[] = {128, 255, 256, 65535, 65536, UINT32_MAX, uint64_t{UINT32_MAX} + 1,
-                                      UINT64_MAX};
+  const uint64_t unsigned_values[] = {
+      128, 255, 256, 65535, 65536, UINT32_MAX, uint64_t{UINT32_MAX} + 1, UINT64_MAX};
   for (uint64_t v : unsigned_values) {
     std::string b;
     ferry::mp::Writer(b).uinteger(v);
@@ -86,7 +88,11 @@ TEST_CASE("strings, bins, floats, bools, nil and ext", "[msgpack]") {
 TEST_CASE("non-minimal container headers are accepted", "[msgpack]") {
   // map32 with 1 pair, array32 with 2 elements, str32 of 3 bytes (Fluent Bit and Fluentd
   // write these).
-  const std::string b("\xdf\x00\x00\x00\x01\xdb\x00\x00\x00\x03" "abc" "\xdd\x00\x00\x00\x02\x01\x02", 20);
+  const std::string b(
+      "\xdf\x00\x00\x00\x01\xdb\x00\x00\x00\x03"
+      "abc"
+      "\xdd\x00\x00\x00\x02\x01\x02",
+      20);
   Reader r(b);
   Value v;
   REQUIRE(r.next(v));
@@ -122,7 +128,10 @@ TEST_CASE("truncated and invalid bytes are refused, never over-read", "[msgpack]
   Value v;
   CHECK(ferry::mp::readValue(reinterpret_cast<const uint8_t*>("\xc1"), 1, v) == -1);
   // A bin32 declaring 4 GiB with 3 bytes present.
-  const std::string huge("\xc6\xff\xff\xff\xff" "abc", 8);
+  const std::string huge(
+      "\xc6\xff\xff\xff\xff"
+      "abc",
+      8);
   CHECK(ferry::mp::readValue(reinterpret_cast<const uint8_t*>(huge.data()), huge.size(), v) == 0);
 }
 
@@ -168,7 +177,8 @@ TEST_CASE("scanner finds object ends across arbitrary splits", "[msgpack]") {
     CHECK(sc.end() == first_len);
   }
   ObjectScanner bad;
-  CHECK(bad.scan(reinterpret_cast<const uint8_t*>("\x92\xc1"), 2) == ObjectScanner::Result::Invalid);
+  CHECK(bad.scan(reinterpret_cast<const uint8_t*>("\x92\xc1"), 2) ==
+        ObjectScanner::Result::Invalid);
   std::string deep(300, '\x91');
   ObjectScanner limited(64);
   CHECK(limited.scan(reinterpret_cast<const uint8_t*>(deep.data()), deep.size()) ==

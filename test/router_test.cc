@@ -39,14 +39,17 @@ class EvenTimePredicate : public ferry::EventPredicate {
  public:
   bool batchConstant() const override { return false; }
   bool matchBatch(const ferry::Batch&) const override { return false; }
-  bool matchEvent(const ferry::Batch&, const ferry::Event& e) const override { return e.time_ns % 2 == 0; }
+  bool matchEvent(const ferry::Batch&, const ferry::Event& e) const override {
+    return e.time_ns % 2 == 0;
+  }
 };
 
 ferry::BatchPtr makeBatch(const std::string& tag, int n) {
   auto b = std::make_shared<ferry::Batch>();
   b->bytes = std::make_shared<const std::string>("payload");
   b->tag = tag;
-  for (int k = 0; k < n; ++k) b->events.push_back(ferry::Event{.time_ns = k});
+  for (int k = 0; k < n; ++k)
+    b->events.push_back(ferry::Event{.time_ns = k});
   return b;
 }
 
@@ -169,7 +172,10 @@ TEST_CASE("per-event predicates cut sub-batches over the same bytes", "[router]"
   ferry::StatsRegistry stats2;
   ferry::Router r2(stats2);
   RecordingOutput both;
-  r2.addRoute("both", std::make_unique<ferry::AndPredicate>(tagPattern("t"), std::make_unique<EvenTimePredicate>()), &both);
+  r2.addRoute(
+      "both",
+      std::make_unique<ferry::AndPredicate>(tagPattern("t"), std::make_unique<EvenTimePredicate>()),
+      &both);
   r2.route(makeBatch("t", 4), nullptr);
   r2.route(makeBatch("u", 4), nullptr);
   REQUIRE(both.batches.size() == 1);

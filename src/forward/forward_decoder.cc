@@ -55,8 +55,10 @@ bool timeFromScalar(const mp::Value& v, int64_t now_ns, int64_t& out) {
     case mp::Type::Ext: {
       if (v.ext_type != 0 || v.len != 8) return false;
       const uint8_t* p = v.data;
-      const uint32_t sec = (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
-      const uint32_t nsec = (uint32_t{p[4]} << 24) | (uint32_t{p[5]} << 16) | (uint32_t{p[6]} << 8) | p[7];
+      const uint32_t sec =
+          (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
+      const uint32_t nsec =
+          (uint32_t{p[4]} << 24) | (uint32_t{p[5]} << 16) | (uint32_t{p[6]} << 8) | p[7];
       if (nsec >= kNsPerSec) return false;
       out = (sec == 0 && nsec == 0) ? now_ns : int64_t{sec} * kNsPerSec + nsec;
       return true;
@@ -194,7 +196,8 @@ Status decodeFrame(std::shared_ptr<const std::string> frame, const Limits& limit
     out.ignored_root = true;
     return Status::ok();
   }
-  if (root.len < 2) return skipWith(out, SkipReason::BadShape, "request array has fewer than 2 elements");
+  if (root.len < 2)
+    return skipWith(out, SkipReason::BadShape, "request array has fewer than 2 elements");
   mp::Value tag;
   if (!r.next(tag) || !tag.isStrOrBin()) {
     return skipWith(out, SkipReason::BadShape, "tag is not a string");
@@ -258,9 +261,9 @@ Status decodeFrame(std::shared_ptr<const std::string> frame, const Limits& limit
       // As Fluent Bit does, the gzip magic wins over a missing or "text" option.
       out.mode = Mode::CompressedPackedForward;
       auto plain = std::make_shared<std::string>();
-      const GunzipResult gz = gunzip(
-          std::string_view(reinterpret_cast<const char*>(payload), payload_len),
-          limits.max_decompressed_size, *plain);
+      const GunzipResult gz =
+          gunzip(std::string_view(reinterpret_cast<const char*>(payload), payload_len),
+                 limits.max_decompressed_size, *plain);
       if (gz == GunzipResult::TooLarge) {
         return skipWith(out, SkipReason::DecompressedTooLarge,
                         "decompressed payload exceeds max_decompressed_size");
@@ -417,7 +420,8 @@ Status FrameSplitter::nextJson(std::string& frame) {
         json_in_string_ = true;
       } else if (c == '[' || c == '{') {
         ++json_depth_;
-        if (json_depth_ > limits_.max_depth) return Status::close("JSON nested deeper than max_nesting_depth");
+        if (json_depth_ > limits_.max_depth)
+          return Status::close("JSON nested deeper than max_nesting_depth");
       } else if (c == ']' || c == '}') {
         if (--json_depth_ == 0) {
           end = json_pos_ + 1;

@@ -27,15 +27,23 @@ struct Limits {
 };
 
 // Why a frame was skipped (SkipFrame), so the session can count each reason.
-enum class SkipReason { None, InvalidRoot, TagTooLong, TooManyEntries, DecompressedTooLarge, BadCompression, BadShape };
+enum class SkipReason {
+  None,
+  InvalidRoot,
+  TagTooLong,
+  TooManyEntries,
+  DecompressedTooLarge,
+  BadCompression,
+  BadShape
+};
 
 struct DecodedFrame {
   Mode mode = Mode::None;
-  std::shared_ptr<Batch> batch;  // null for heartbeats and ignored roots
+  std::shared_ptr<Batch> batch;      // null for heartbeats and ignored roots
   std::optional<std::string> chunk;  // the `chunk` option: an ack was asked for
   uint32_t invalid_entries = 0;
-  bool heartbeat = false;        // a bare nil
-  bool ignored_root = false;     // a root that is not an array (ignored, as Fluentd does)
+  bool heartbeat = false;     // a bare nil
+  bool ignored_root = false;  // a root that is not an array (ignored, as Fluentd does)
   SkipReason skip = SkipReason::None;
 };
 

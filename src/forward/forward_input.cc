@@ -15,7 +15,8 @@ bool parseHostPort(const std::string& text, std::string& host, int& port) {
   std::string port_text;
   if (!text.empty() && text[0] == '[') {
     const auto close = text.find(']');
-    if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':') return false;
+    if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':')
+      return false;
     host = text.substr(1, close - 1);
     port_text = text.substr(close + 2);
   } else {
@@ -67,17 +68,28 @@ ForwardInput::ForwardInput(const PluginContext& ctx)
   StatsRegistry& st = *ctx.stats;
   auto c = [&](const char* n) { return &st.counter(name_, n); };
   counters_ = InputCounters{
-      c("connections_accepted"),     c("connections_rejected"),
-      c("connections_closed_on_error"), c("connections_idle_closed"),
-      c("frames"),                   c("batches"),
-      c("events"),                   c("bytes"),
-      c("heartbeats_tcp"),           c("heartbeats_udp"),
-      c("ignored_roots"),            c("invalid_entries"),
-      c("frames_too_large"),         c("frames_skipped"),
-      c("frames_tag_too_long"),      c("frames_too_many_entries"),
-      c("frames_decompressed_too_large"), c("frames_bad_compression"),
-      c("parse_errors"),             c("acks_sent"),
-      c("acks_withheld"),            c("json_connections"),
+      c("connections_accepted"),
+      c("connections_rejected"),
+      c("connections_closed_on_error"),
+      c("connections_idle_closed"),
+      c("frames"),
+      c("batches"),
+      c("events"),
+      c("bytes"),
+      c("heartbeats_tcp"),
+      c("heartbeats_udp"),
+      c("ignored_roots"),
+      c("invalid_entries"),
+      c("frames_too_large"),
+      c("frames_skipped"),
+      c("frames_tag_too_long"),
+      c("frames_too_many_entries"),
+      c("frames_decompressed_too_large"),
+      c("frames_bad_compression"),
+      c("parse_errors"),
+      c("acks_sent"),
+      c("acks_withheld"),
+      c("json_connections"),
   };
 }
 
@@ -92,14 +104,15 @@ void ForwardInput::start() {
   sockaddr_storage addr{};
   if (uv_ip4_addr(host.c_str(), port, reinterpret_cast<sockaddr_in*>(&addr)) != 0 &&
       uv_ip6_addr(host.c_str(), port, reinterpret_cast<sockaddr_in6*>(&addr)) != 0) {
-    throw std::runtime_error(fmt::format("[{}] address '{}': '{}' is not an IP address", name_,
-                                         address_, host));
+    throw std::runtime_error(
+        fmt::format("[{}] address '{}': '{}' is not an IP address", name_, address_, host));
   }
   listener_ = new uv_tcp_t;
   uv_tcp_init(loop_, listener_);
   listener_->data = this;
   int rc = uv_tcp_bind(listener_, reinterpret_cast<const sockaddr*>(&addr), 0);
-  if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(listener_), 511, &ForwardInput::onConnection);
+  if (rc == 0)
+    rc = uv_listen(reinterpret_cast<uv_stream_t*>(listener_), 511, &ForwardInput::onConnection);
   if (rc != 0) {
     closeAndDelete(reinterpret_cast<uv_handle_t*>(listener_));
     listener_ = nullptr;
@@ -130,7 +143,8 @@ void ForwardInput::start() {
                                            address_, uv_strerror(rc)));
     }
   }
-  spdlog::info("[{}] listening on {} (tcp{})", name_, address_, udp_heartbeat_ ? ", udp heartbeat" : "");
+  spdlog::info("[{}] listening on {} (tcp{})", name_, address_,
+               udp_heartbeat_ ? ", udp heartbeat" : "");
 }
 
 void ForwardInput::onUdpRecv(uv_udp_t* h, ssize_t nread, const uv_buf_t*, const sockaddr* addr,
@@ -199,7 +213,8 @@ void ForwardInput::onSessionDrained() {
 
 void ForwardInput::close() {
   std::vector<ForwardSession*> all(sessions_.begin(), sessions_.end());
-  for (ForwardSession* s : all) s->closeAfterWrites();
+  for (ForwardSession* s : all)
+    s->closeAfterWrites();
 }
 
 void ForwardInput::onSessionClosed(ForwardSession* s) {
@@ -212,9 +227,10 @@ PluginType forwardInputType() {
   return PluginType{
       .name = "ForwardInput",
       .kind = PluginKind::Input,
-      .summary = "Fluentd forward protocol server: Message, Forward, PackedForward and "
-                 "CompressedPackedForward (gzip), EventTime/integer/float/v1.5 times, acks, "
-                 "JSON connections, and the UDP heartbeat on the same port.",
+      .summary =
+          "Fluentd forward protocol server: Message, Forward, PackedForward and "
+          "CompressedPackedForward (gzip), EventTime/integer/float/v1.5 times, acks, "
+          "JSON connections, and the UDP heartbeat on the same port.",
       .options =
           {
               {.key = "address",

@@ -38,8 +38,8 @@ class ForwardInput : public Input {
 
  private:
   static void onConnection(uv_stream_t* server, int status);
-  static void onUdpRecv(uv_udp_t* h, ssize_t nread, const uv_buf_t* buf, const struct sockaddr* addr,
-                        unsigned flags);
+  static void onUdpRecv(uv_udp_t* h, ssize_t nread, const uv_buf_t* buf,
+                        const struct sockaddr* addr, unsigned flags);
 
   std::string name_;
   uv_loop_t* loop_;

@@ -42,7 +42,9 @@ ForwardSession::ForwardSession(ForwardInput& input, uv_loop_t* loop)
   acks_->session = this;
 }
 
-ForwardSession::~ForwardSession() { acks_->session = nullptr; }
+ForwardSession::~ForwardSession() {
+  acks_->session = nullptr;
+}
 
 void ForwardSession::start() {
   read_buf_.resize(kReadSize);
@@ -54,7 +56,8 @@ void ForwardSession::start() {
 
 void ForwardSession::resetIdle() {
   if (input_.idleTimeoutMs() > 0 && !closing_) {
-    uv_timer_start(&idle_, &ForwardSession::onIdle, static_cast<uint64_t>(input_.idleTimeoutMs()), 0);
+    uv_timer_start(&idle_, &ForwardSession::onIdle, static_cast<uint64_t>(input_.idleTimeoutMs()),
+                   0);
   }
 }
 
@@ -213,22 +216,21 @@ void ForwardSession::writeAck(const std::string& chunk) {
   uv_buf_t buf = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
   w->req.data = w;
   ++writes_in_flight_;
-  const int rc = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&tcp_), &buf, 1,
-                          [](uv_write_t* req, int status) {
-                            auto* w = static_cast<WriteReq*>(req->data);
-                            ForwardSession* s = w->session;
-                            delete w;
-                            --s->writes_in_flight_;
-                            if (status < 0) {
-                              s->close();
-                              return;
-                            }
-                            s->input_.counters().acks_sent->inc();
-                            if (s->close_after_writes_ && s->acks_->slots.empty() &&
-                                s->writes_in_flight_ == 0) {
-                              s->close();
-                            }
-                          });
+  const int rc = uv_write(
+      &w->req, reinterpret_cast<uv_stream_t*>(&tcp_), &buf, 1, [](uv_write_t* req, int status) {
+        auto* w = static_cast<WriteReq*>(req->data);
+        ForwardSession* s = w->session;
+        delete w;
+        --s->writes_in_flight_;
+        if (status < 0) {
+          s->close();
+          return;
+        }
+        s->input_.counters().acks_sent->inc();
+        if (s->close_after_writes_ && s->acks_->slots.empty() && s->writes_in_flight_ == 0) {
+          s->close();
+        }
+      });
   if (rc < 0) {
     --writes_in_flight_;
     delete w;

@@ -10,8 +10,8 @@
 #include "src/json.h"
 #include "src/msgpack_writer.h"
 
-using ferry::forward::decodeFrame;
 using ferry::forward::DecodedFrame;
+using ferry::forward::decodeFrame;
 using ferry::forward::FrameSplitter;
 using ferry::forward::Limits;
 using ferry::forward::Mode;
@@ -41,12 +41,13 @@ DecodedFrame decode(const std::string& bytes, ferry::StatusCode expect = ferry::
 std::string recordJson(const DecodedFrame& df, size_t k) {
   const auto rec = df.batch->record(df.batch->events.at(k));
   std::string out;
-  REQUIRE(ferry::json::appendMsgpack(out, reinterpret_cast<const uint8_t*>(rec.data()), rec.size()) ==
-          rec.size());
+  REQUIRE(ferry::json::appendMsgpack(out, reinterpret_cast<const uint8_t*>(rec.data()),
+                                     rec.size()) == rec.size());
   return out;
 }
 
-void entry(Writer& w, const std::function<void(Writer&)>& time, const std::string& key, int64_t value) {
+void entry(Writer& w, const std::function<void(Writer&)>& time, const std::string& key,
+           int64_t value) {
   w.arrayHeader(2);
   time(w);
   w.mapHeader(1);
@@ -69,7 +70,8 @@ TEST_CASE("Message mode with each time form", "[forward]") {
     int64_t expect_ns;
   };
   const std::vector<Case> cases = {
-      {"EventTime fixext8", [](Writer& w) { w.eventTime(1700000000, 123456789); }, 1700000000123456789},
+      {"EventTime fixext8", [](Writer& w) { w.eventTime(1700000000, 123456789); },
+       1700000000123456789},
       {"EventTime ext8",
        [](Writer& w) { w.raw(std::string("\xc7\x08\x00\x65\x53\xf1\x00\x07\x5b\xcd\x15", 11)); },
        1700000000123456789},
@@ -134,13 +136,16 @@ TEST_CASE("Forward mode keeps valid entries and counts invalid ones", "[forward]
     w.arrayHeader(3);
     w.str("fw");
     w.arrayHeader(5);
-    entry(w, [](Writer& x) { x.eventTime(10, 1); }, "a", 1);
-    entry(w, [](Writer& x) { x.uinteger(11); }, "b", 2);
+    entry(
+        w, [](Writer& x) { x.eventTime(10, 1); }, "a", 1);
+    entry(
+        w, [](Writer& x) { x.uinteger(11); }, "b", 2);
     w.str("junk entry");
     w.arrayHeader(2);  // time is a string: invalid
     w.str("t");
     w.mapHeader(0);
-    entry(w, [](Writer& x) { x.float64(12.5); }, "c", 3);
+    entry(
+        w, [](Writer& x) { x.float64(12.5); }, "c", 3);
     w.nil();  // option nil
   }));
   CHECK(df.mode == Mode::Forward);
@@ -155,7 +160,9 @@ TEST_CASE("Forward mode keeps valid entries and counts invalid ones", "[forward]
 
 TEST_CASE("PackedForward as bin and as str, compressed or not", "[forward]") {
   const std::string entries = build([](Writer& w) {
-    for (int k = 0; k < 3; ++k) entry(w, [&](Writer& x) { x.eventTime(100 + k, 0); }, "n", k);
+    for (int k = 0; k < 3; ++k)
+      entry(
+          w, [&](Writer& x) { x.eventTime(100 + k, 0); }, "n", k);
   });
   struct Case {
     const char* name;
@@ -164,12 +171,14 @@ TEST_CASE("PackedForward as bin and as str, compressed or not", "[forward]") {
     const char* compressed;
     Mode mode;
   };
-  const std::string gz = ferry::gzipCompress(entries.substr(0, 10)) + ferry::gzipCompress(entries.substr(10));
+  const std::string gz =
+      ferry::gzipCompress(entries.substr(0, 10)) + ferry::gzipCompress(entries.substr(10));
   const std::vector<Case> cases = {
       {"bin", entries, true, nullptr, Mode::PackedForward},
       {"str32 like Fluentd", entries, false, "text", Mode::PackedForward},
       {"gzip, two members", gz, false, "gzip", Mode::CompressedPackedForward},
-      {"gzip bin, magic only", ferry::gzipCompress(entries), true, nullptr, Mode::CompressedPackedForward},
+      {"gzip bin, magic only", ferry::gzipCompress(entries), true, nullptr,
+       Mode::CompressedPackedForward},
   };
   for (const auto& c : cases) {
     INFO(c.name);
@@ -205,8 +214,10 @@ TEST_CASE("PackedForward as bin and as str, compressed or not", "[forward]") {
 
 TEST_CASE("a truncated packed tail is counted, the entries before it stand", "[forward]") {
   std::string entries = build([](Writer& w) {
-    entry(w, [](Writer& x) { x.uinteger(1); }, "a", 1);
-    entry(w, [](Writer& x) { x.uinteger(2); }, "b", 2);
+    entry(
+        w, [](Writer& x) { x.uinteger(1); }, "a", 1);
+    entry(
+        w, [](Writer& x) { x.uinteger(2); }, "b", 2);
   });
   entries.pop_back();
   auto df = decode(build([&](Writer& w) {
@@ -234,12 +245,16 @@ TEST_CASE("limits skip the frame with a reason", "[forward]") {
       w.arrayHeader(2);
       w.str(tag);
       w.arrayHeader(static_cast<uint32_t>(n));
-      for (int k = 0; k < n; ++k) entry(w, [](Writer& x) { x.uinteger(1); }, "k", k);
+      for (int k = 0; k < n; ++k)
+        entry(
+            w, [](Writer& x) { x.uinteger(1); }, "k", k);
     });
   };
   CHECK(decode(frame("abcd", 2), ferry::StatusCode::Ok, limits).batch->events.size() == 2);
-  CHECK(decode(frame("abcde", 1), ferry::StatusCode::SkipFrame, limits).skip == SkipReason::TagTooLong);
-  CHECK(decode(frame("a", 3), ferry::StatusCode::SkipFrame, limits).skip == SkipReason::TooManyEntries);
+  CHECK(decode(frame("abcde", 1), ferry::StatusCode::SkipFrame, limits).skip ==
+        SkipReason::TagTooLong);
+  CHECK(decode(frame("a", 3), ferry::StatusCode::SkipFrame, limits).skip ==
+        SkipReason::TooManyEntries);
   const std::string bomb = build([&](Writer& w) {
     w.arrayHeader(3);
     w.str("t");
@@ -248,7 +263,8 @@ TEST_CASE("limits skip the frame with a reason", "[forward]") {
     w.str("compressed");
     w.str("gzip");
   });
-  CHECK(decode(bomb, ferry::StatusCode::SkipFrame, limits).skip == SkipReason::DecompressedTooLarge);
+  CHECK(decode(bomb, ferry::StatusCode::SkipFrame, limits).skip ==
+        SkipReason::DecompressedTooLarge);
   const std::string zstd = build([&](Writer& w) {
     w.arrayHeader(3);
     w.str("t");
@@ -271,13 +287,16 @@ TEST_CASE("limits skip the frame with a reason", "[forward]") {
     w.str("t");
     std::string e;
     Writer ew(e);
-    for (int k = 0; k < 3; ++k) entry(ew, [](Writer& x) { x.uinteger(1); }, "k", k);
+    for (int k = 0; k < 3; ++k)
+      entry(
+          ew, [](Writer& x) { x.uinteger(1); }, "k", k);
     w.bin(e);
   });
   CHECK(decode(packed, ferry::StatusCode::SkipFrame, limits).skip == SkipReason::TooManyEntries);
 }
 
-TEST_CASE("the splitter yields requests across any split and enforces the frame limit", "[forward]") {
+TEST_CASE("the splitter yields requests across any split and enforces the frame limit",
+          "[forward]") {
   std::string stream;
   for (int k = 0; k < 5; ++k) {
     stream += build([&](Writer& w) {
@@ -371,7 +390,8 @@ TEST_CASE("real client captures decode to the events they carry", "[forward][vec
   };
   for (const auto& c : captures) {
     INFO(c.file);
-    const std::string bytes = readFile(std::string(FERRY_SHARED_DIR) + "/vectors/forward/" + c.file);
+    const std::string bytes =
+        readFile(std::string(FERRY_SHARED_DIR) + "/vectors/forward/" + c.file);
     FrameSplitter sp{Limits{}};
     sp.append(bytes.data(), bytes.size());
     std::string f;
