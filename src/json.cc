@@ -60,15 +60,13 @@ size_t utf8SequenceLength(const uint8_t* p, size_t n) {
     return n >= 2 && isContinuation(p[1]) ? 2 : 0;
   }
   if (b >= 0xe0 && b <= 0xef) {
-    if (n < 3)
-      return 0;
+    if (n < 3) return 0;
     const uint8_t lo = b == 0xe0 ? 0xa0 : 0x80;
     const uint8_t hi = b == 0xed ? 0x9f : 0xbf;
     return p[1] >= lo && p[1] <= hi && isContinuation(p[2]) ? 3 : 0;
   }
   if (b >= 0xf0 && b <= 0xf4) {
-    if (n < 4)
-      return 0;
+    if (n < 4) return 0;
     const uint8_t lo = b == 0xf0 ? 0x90 : 0x80;
     const uint8_t hi = b == 0xf4 ? 0x8f : 0xbf;
     return p[1] >= lo && p[1] <= hi && isContinuation(p[2]) && isContinuation(p[3]) ? 4 : 0;
@@ -93,8 +91,7 @@ void appendDouble(std::string& out, double d) {
   const std::string_view text(buf, static_cast<size_t>(r.ptr - buf));
   out += text;
   // Keeps a float a float for readers that type numbers by their spelling.
-  if (text.find_first_of(".eE") == std::string_view::npos)
-    out += ".0";
+  if (text.find_first_of(".eE") == std::string_view::npos) out += ".0";
 }
 
 void appendBase64(std::string& out, const uint8_t* p, size_t n) {
@@ -147,8 +144,7 @@ class FrameStack {
     ++size_;
   }
   void pop() {
-    if (size_ > kInline)
-      spill_.pop_back();
+    if (size_ > kInline) spill_.pop_back();
     --size_;
   }
 
@@ -175,12 +171,9 @@ constexpr bool isDigit(char c) {
 }
 
 int hexValue(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
   return -1;
 }
 
@@ -210,13 +203,11 @@ bool tooLarge(std::string_view num) {
   bool nonzero = false;
   for (; i < num.size() && isDigit(num[i]); ++i) {
     nonzero = nonzero || num[i] != '0';
-    if (nonzero)
-      ++exponent;
+    if (nonzero) ++exponent;
   }
   if (i < num.size() && num[i] == '.') {
     for (++i; i < num.size() && isDigit(num[i]); ++i) {
-      if (nonzero)
-        continue;
+      if (nonzero) continue;
       if (num[i] == '0') {
         --exponent;
       } else {
@@ -228,12 +219,10 @@ bool tooLarge(std::string_view num) {
   bool negative = false;
   if (i < num.size() && (num[i] == 'e' || num[i] == 'E')) {
     ++i;
-    if (i < num.size() && (num[i] == '+' || num[i] == '-'))
-      negative = num[i++] == '-';
+    if (i < num.size() && (num[i] == '+' || num[i] == '-')) negative = num[i++] == '-';
     // Saturate: the digit count of the mantissa cannot come near this in memory.
     for (; i < num.size() && isDigit(num[i]); ++i) {
-      if (e < int64_t{1} << 48)
-        e = e * 10 + (num[i] - '0');
+      if (e < int64_t{1} << 48) e = e * 10 + (num[i] - '0');
     }
   }
   return exponent + (negative ? -e : e) > 0;
@@ -299,15 +288,12 @@ Step Pass<kEmit>::run() {
   size_t p = skipSpace(0);
   for (;;) {
     // A value starts at p.
-    if (p == size_)
-      return Step::NeedMore;
+    if (p == size_) return Step::NeedMore;
     const char c = data_[p];
     if (c == '[' || c == '{') {
       const size_t depth_before = stack_.size();
-      if (const Step s = openContainer(p); s != Step::Ok)
-        return s;
-      if (stack_.size() > depth_before)
-        continue;  // not empty: its first value is next
+      if (const Step s = openContainer(p); s != Step::Ok) return s;
+      if (stack_.size() > depth_before) continue;  // not empty: its first value is next
     } else if (const Step s = scalar(p); s != Step::Ok) {
       return s;
     }
@@ -318,16 +304,14 @@ Step Pass<kEmit>::run() {
         return Step::Ok;
       }
       p = skipSpace(p);
-      if (p == size_)
-        return Step::NeedMore;
+      if (p == size_) return Step::NeedMore;
       Open& top = stack_.back();
       const char d = data_[p];
       if (d == ',') {
         ++top.count;
         p = skipSpace(p + 1);
         if (top.object) {
-          if (const Step s = memberKey(p); s != Step::Ok)
-            return s;
+          if (const Step s = memberKey(p); s != Step::Ok) return s;
         }
         break;
       }
@@ -336,8 +320,7 @@ Step Pass<kEmit>::run() {
       }
       ++top.count;
       if constexpr (!kEmit) {
-        if (top.count > std::numeric_limits<uint32_t>::max())
-          return fail("too many elements", p);
+        if (top.count > std::numeric_limits<uint32_t>::max()) return fail("too many elements", p);
         counts_[top.slot] = top.count;
       }
       stack_.pop_back();
@@ -351,8 +334,7 @@ Step Pass<kEmit>::run() {
 template <bool kEmit>
 Step Pass<kEmit>::openContainer(size_t& p) {
   const bool object = data_[p] == '{';
-  if (stack_.size() >= max_depth_)
-    return fail("nesting deeper than max_depth", p);
+  const size_t open_at = p;
   const size_t slot = next_slot_++;
   if constexpr (kEmit) {
     const auto n = static_cast<uint32_t>(counts_[slot]);
@@ -361,12 +343,14 @@ Step Pass<kEmit>::openContainer(size_t& p) {
     counts_.push_back(0);
   }
   p = skipSpace(p + 1);
-  if (p == size_)
-    return Step::NeedMore;
+  if (p == size_) return Step::NeedMore;
   if (data_[p] == (object ? '}' : ']')) {
     ++p;
     return Step::Ok;
   }
+  // Empty containers do not count toward depth, matching appendMsgpack and the msgpack
+  // readers that will see this output.
+  if (stack_.size() >= max_depth_) return fail("nesting deeper than max_depth", open_at);
   stack_.push_back(Open{object, slot, 0});
   return object ? memberKey(p) : Step::Ok;
 }
@@ -374,17 +358,12 @@ Step Pass<kEmit>::openContainer(size_t& p) {
 // Reads `"key" :` at p and the whitespace after it.
 template <bool kEmit>
 Step Pass<kEmit>::memberKey(size_t& p) {
-  if (p == size_)
-    return Step::NeedMore;
-  if (data_[p] != '"')
-    return fail("expected string key", p);
-  if (const Step s = string(p); s != Step::Ok)
-    return s;
+  if (p == size_) return Step::NeedMore;
+  if (data_[p] != '"') return fail("expected string key", p);
+  if (const Step s = string(p); s != Step::Ok) return s;
   p = skipSpace(p);
-  if (p == size_)
-    return Step::NeedMore;
-  if (data_[p] != ':')
-    return fail("expected ':'", p);
+  if (p == size_) return Step::NeedMore;
+  if (data_[p] != ':') return fail("expected ':'", p);
   p = skipSpace(p + 1);
   return Step::Ok;
 }
@@ -392,12 +371,9 @@ Step Pass<kEmit>::memberKey(size_t& p) {
 template <bool kEmit>
 Step Pass<kEmit>::scalar(size_t& p) {
   const char c = data_[p];
-  if (c == '"')
-    return string(p);
-  if (c == '-' || isDigit(c))
-    return number(p);
-  if (c == 't' || c == 'f' || c == 'n')
-    return literal(p);
+  if (c == '"') return string(p);
+  if (c == '-' || isDigit(c)) return number(p);
+  if (c == 't' || c == 'f' || c == 'n') return literal(p);
   return fail("unexpected character", p);
 }
 
@@ -405,11 +381,9 @@ template <bool kEmit>
 Step Pass<kEmit>::hex4(size_t at, uint32_t& v) {
   v = 0;
   for (size_t k = 0; k < 4; ++k) {
-    if (at + k == size_)
-      return Step::NeedMore;
+    if (at + k == size_) return Step::NeedMore;
     const int h = hexValue(data_[at + k]);
-    if (h < 0)
-      return fail("invalid \\u escape", at + k);
+    if (h < 0) return fail("invalid \\u escape", at + k);
     v = (v << 4) | static_cast<uint32_t>(h);
   }
   return Step::Ok;
@@ -423,25 +397,19 @@ Step Pass<kEmit>::string(size_t& p) {
   size_t i = p + 1;
   size_t run = i;  // start of bytes not yet copied to scratch_
   bool escaped = false;
-  if constexpr (kEmit)
-    scratch_.clear();
+  if constexpr (kEmit) scratch_.clear();
   for (;;) {
     while (i < size_ && data_[i] != '"' && data_[i] != '\\' &&
            static_cast<unsigned char>(data_[i]) >= 0x20) {
       ++i;
     }
-    if (i == size_)
-      return Step::NeedMore;
-    if (data_[i] == '"')
-      break;
-    if (data_[i] != '\\')
-      return fail("control character in string", i);
+    if (i == size_) return Step::NeedMore;
+    if (data_[i] == '"') break;
+    if (data_[i] != '\\') return fail("control character in string", i);
     const size_t esc = i;
-    if constexpr (kEmit)
-      scratch_.append(data_ + run, esc - run);
+    if constexpr (kEmit) scratch_.append(data_ + run, esc - run);
     escaped = true;
-    if (++i == size_)
-      return Step::NeedMore;
+    if (++i == size_) return Step::NeedMore;
     char decoded = 0;
     switch (data_[i]) {
       case '"':
@@ -466,38 +434,28 @@ Step Pass<kEmit>::string(size_t& p) {
         break;
       case 'u': {
         uint32_t cp = 0;
-        if (const Step s = hex4(i + 1, cp); s != Step::Ok)
-          return s;
+        if (const Step s = hex4(i + 1, cp); s != Step::Ok) return s;
         i += 5;
-        if (cp >= 0xdc00 && cp <= 0xdfff)
-          return fail("lone surrogate", esc);
+        if (cp >= 0xdc00 && cp <= 0xdfff) return fail("lone surrogate", esc);
         if (cp >= 0xd800 && cp <= 0xdbff) {
-          if (i == size_)
-            return Step::NeedMore;
-          if (data_[i] != '\\')
-            return fail("lone surrogate", esc);
-          if (i + 1 == size_)
-            return Step::NeedMore;
-          if (data_[i + 1] != 'u')
-            return fail("lone surrogate", esc);
+          if (i == size_) return Step::NeedMore;
+          if (data_[i] != '\\') return fail("lone surrogate", esc);
+          if (i + 1 == size_) return Step::NeedMore;
+          if (data_[i + 1] != 'u') return fail("lone surrogate", esc);
           uint32_t low = 0;
-          if (const Step s = hex4(i + 2, low); s != Step::Ok)
-            return s;
-          if (low < 0xdc00 || low > 0xdfff)
-            return fail("lone surrogate", esc);
+          if (const Step s = hex4(i + 2, low); s != Step::Ok) return s;
+          if (low < 0xdc00 || low > 0xdfff) return fail("lone surrogate", esc);
           cp = 0x10000 + ((cp - 0xd800) << 10) + (low - 0xdc00);
           i += 6;
         }
-        if constexpr (kEmit)
-          appendUtf8(scratch_, cp);
+        if constexpr (kEmit) appendUtf8(scratch_, cp);
         run = i;
         continue;
       }
       default:
         return fail("invalid escape", esc);
     }
-    if constexpr (kEmit)
-      scratch_.push_back(decoded);
+    if constexpr (kEmit) scratch_.push_back(decoded);
     run = ++i;
   }
   if constexpr (kEmit) {
@@ -516,10 +474,8 @@ Step Pass<kEmit>::string(size_t& p) {
 template <bool kEmit>
 Step Pass<kEmit>::number(size_t& p) {
   size_t i = p;
-  if (data_[i] == '-')
-    ++i;
-  if (i == size_)
-    return Step::NeedMore;
+  if (data_[i] == '-') ++i;
+  if (i == size_) return Step::NeedMore;
   if (data_[i] == '0') {
     ++i;
   } else if (isDigit(data_[i])) {
@@ -528,39 +484,29 @@ Step Pass<kEmit>::number(size_t& p) {
   } else {
     return fail("expected digit", i);
   }
-  if (i == size_)
-    return Step::NeedMore;
-  if (isDigit(data_[i]))
-    return fail("leading zero", p);
+  if (i == size_) return Step::NeedMore;
+  if (isDigit(data_[i])) return fail("leading zero", p);
   bool integral = true;
   if (data_[i] == '.') {
     integral = false;
-    if (++i == size_)
-      return Step::NeedMore;
-    if (!isDigit(data_[i]))
-      return fail("expected digit after '.'", i);
+    if (++i == size_) return Step::NeedMore;
+    if (!isDigit(data_[i])) return fail("expected digit after '.'", i);
     while (i < size_ && isDigit(data_[i]))
       ++i;
-    if (i == size_)
-      return Step::NeedMore;
+    if (i == size_) return Step::NeedMore;
   }
   if (data_[i] == 'e' || data_[i] == 'E') {
     integral = false;
-    if (++i == size_)
-      return Step::NeedMore;
+    if (++i == size_) return Step::NeedMore;
     if (data_[i] == '+' || data_[i] == '-') {
-      if (++i == size_)
-        return Step::NeedMore;
+      if (++i == size_) return Step::NeedMore;
     }
-    if (!isDigit(data_[i]))
-      return fail("expected digit in exponent", i);
+    if (!isDigit(data_[i])) return fail("expected digit in exponent", i);
     while (i < size_ && isDigit(data_[i]))
       ++i;
-    if (i == size_)
-      return Step::NeedMore;
+    if (i == size_) return Step::NeedMore;
   }
-  if constexpr (kEmit)
-    emitNumber(std::string_view(data_ + p, i - p), integral);
+  if constexpr (kEmit) emitNumber(std::string_view(data_ + p, i - p), integral);
   p = i;
   return Step::Ok;
 }
@@ -590,8 +536,7 @@ void Pass<kEmit>::emitNumber(std::string_view num, bool integral) {
   if (r.ec == std::errc::result_out_of_range) {
     // from_chars leaves `d` untouched here; settle on what strtod would give.
     d = tooLarge(num) ? std::numeric_limits<double>::infinity() : 0.0;
-    if (negative)
-      d = -d;
+    if (negative) d = -d;
   }
   writer_->float64(d);
 }
@@ -600,10 +545,8 @@ template <bool kEmit>
 Step Pass<kEmit>::literal(size_t& p) {
   const std::string_view word = data_[p] == 't' ? "true" : data_[p] == 'f' ? "false" : "null";
   for (size_t k = 0; k < word.size(); ++k) {
-    if (p + k == size_)
-      return Step::NeedMore;
-    if (data_[p + k] != word[k])
-      return fail("invalid literal", p);
+    if (p + k == size_) return Step::NeedMore;
+    if (data_[p + k] != word[k]) return fail("invalid literal", p);
   }
   if constexpr (kEmit) {
     if (word[0] == 'n') {
@@ -657,15 +600,13 @@ size_t appendMsgpack(std::string& out, const uint8_t* data, size_t size, uint32_
   for (;;) {
     mp::Value v;
     const int64_t r = mp::readValue(data + pos, size - pos, v);
-    if (r <= 0)
-      return fail();
+    if (r <= 0) return fail();
     pos += static_cast<size_t>(r);
 
     if (!stack.empty()) {
       Frame& top = stack.back();
       const bool is_key = top.map && top.index % 2 == 0;
-      if (top.index > 0)
-        out.push_back(is_key || !top.map ? ',' : ':');
+      if (top.index > 0) out.push_back(is_key || !top.map ? ',' : ':');
       if (is_key && !v.isStrOrBin()) {
         top.quoting_key = true;
         top.key_is_container = false;
@@ -702,18 +643,18 @@ size_t appendMsgpack(std::string& out, const uint8_t* data, size_t size, uint32_
         break;
       case mp::Type::Array:
       case mp::Type::Map: {
-        if (stack.size() >= max_depth)
-          return fail();
         const bool map = v.type == mp::Type::Map;
         out.push_back(map ? '{' : '[');
         if (v.len == 0) {
           out.push_back(map ? '}' : ']');
           break;
         }
+        // Only containers with elements count toward depth, as in mp::Reader::skip and
+        // mp::ObjectScanner, so whatever they accepted also renders.
+        if (stack.size() >= max_depth) return fail();
         if (!stack.empty() && stack.back().quoting_key) {
           stack.back().key_is_container = true;
-          if (++quoted_key_nesting > kMaxQuotedKeyNesting)
-            return fail();
+          if (++quoted_key_nesting > kMaxQuotedKeyNesting) return fail();
         }
         Frame f;
         f.total = map ? uint64_t{v.len} * 2 : v.len;
@@ -726,19 +667,16 @@ size_t appendMsgpack(std::string& out, const uint8_t* data, size_t size, uint32_
     // An element is complete: finish it in its container, and close every container
     // that this completes in turn.
     for (;;) {
-      if (stack.empty())
-        return pos;
+      if (stack.empty()) return pos;
       Frame& top = stack.back();
       if (top.quoting_key) {
         const std::string key = out.substr(top.key_start);
         out.resize(top.key_start);
         appendString(out, key);
         top.quoting_key = false;
-        if (top.key_is_container)
-          --quoted_key_nesting;
+        if (top.key_is_container) --quoted_key_nesting;
       }
-      if (++top.index < top.total)
-        break;
+      if (++top.index < top.total) break;
       out.push_back(top.map ? '}' : ']');
       stack.pop();
     }

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "src/msgpack_reader.h"
 #include "src/msgpack_writer.h"
 
 namespace ferry::json {
@@ -392,8 +393,12 @@ TEST_CASE("appendMsgpack depth limit", "[json]") {
   CHECK(appendMsgpack(out, u8(nestedArrays(3)), 4, 2) == 0);
   CHECK(out.empty());
   CHECK(toJson(bytes({0x01}), 0) == "1");
-  CHECK(appendMsgpack(out, u8(bytes({0x90})), 1, 0) == 0);  // empty containers count too
-  CHECK(appendMsgpack(out, u8(bytes({0x91, 0x80})), 2, 1) == 0);
+  CHECK(appendMsgpack(out, u8(bytes({0x91, 0x01})), 2, 0) == 0);
+  CHECK(appendMsgpack(out, u8(bytes({0x91, 0x81, 0x01, 0x01})), 4, 1) == 0);
+  CHECK(out.empty());
+  // Empty containers are leaves: they do not count toward depth.
+  CHECK(toJson(bytes({0x90}), 0) == "[]");
+  CHECK(toJson(bytes({0x91, 0x80}), 1) == "[{}]");
 
   const std::string at_default = nestedArrays(256);
   CHECK(appendMsgpack(out, u8(at_default), at_default.size()) == at_default.size());
@@ -403,6 +408,22 @@ TEST_CASE("appendMsgpack depth limit", "[json]") {
   const std::string hostile = nestedArrays(1000000);
   CHECK(appendMsgpack(out, u8(hostile), hostile.size()) == 0);
   CHECK(out.empty());
+}
+
+TEST_CASE("appendMsgpack depth agrees with the msgpack reader", "[json]") {
+  // A record the forward input accepted (it checks with mp::Reader / ObjectScanner) must
+  // not then fail to render for depth.
+  for (const size_t depth : {0, 1, 2, 15, 16, 17, 255, 256, 257, 300}) {
+    for (const bool empty_inside : {false, true}) {
+      std::string mp(depth, static_cast<char>(0x91));
+      mp += empty_inside ? bytes({0x90}) : bytes({0x01});
+      mp::Reader reader(mp);
+      const bool reader_ok = reader.skip() && reader.atEnd();
+      std::string out;
+      INFO("depth " << depth << (empty_inside ? " + []" : " + 1"));
+      CHECK((appendMsgpack(out, u8(mp), mp.size()) == mp.size()) == reader_ok);
+    }
+  }
 }
 
 TEST_CASE("appendMsgpack survives random and mutated input", "[json]") {
@@ -700,13 +721,17 @@ TEST_CASE("Parser depth limit", "[json]") {
   CHECK(reparse("[[1]]") == "[[1]]");
   CHECK(parseAll("[[1]]", 2) == bytes({0x91, 0x91, 0x01}));
   CHECK(parseError("[[[1]]]", 2) == "nesting deeper than max_depth at offset 2");
-  CHECK(parseError("[{\"a\":{}}]", 2) == "nesting deeper than max_depth at offset 6");
+  CHECK(parseError("[{\"a\":{\"b\":1}}]", 2) == "nesting deeper than max_depth at offset 6");
   CHECK(parseAll("7 ", 0) == bytes({0x07}));
-  CHECK(parseError("[]", 0) == "nesting deeper than max_depth at offset 0");
+  CHECK(parseError("[1]", 0) == "nesting deeper than max_depth at offset 0");
+  // Empty containers are leaves, as in appendMsgpack.
+  CHECK(parseAll("[]", 0) == bytes({0x90}));
+  CHECK(parseAll("[{\"a\":{}}]", 2) == bytes({0x91, 0x81, 0xa1, 'a', 0x80}));
 
   const std::string at_default = std::string(256, '[') + std::string(256, ']');
   CHECK(parseAll(at_default).size() == 256);
-  CHECK(parseError(std::string(257, '[') + std::string(257, ']')) ==
+  CHECK(parseAll(std::string(257, '[') + std::string(257, ']')).size() == 257);
+  CHECK(parseError(std::string(257, '[') + "1" + std::string(257, ']')) ==
         "nesting deeper than max_depth at offset 256");
   // Hostile depth fails as soon as the limit is crossed, even with the data unfinished.
   CHECK(parseError(std::string(1000000, '[')) == "nesting deeper than max_depth at offset 256");

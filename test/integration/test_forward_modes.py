@@ -485,6 +485,7 @@ def test_json_connection_message_and_forward_with_json_ack(ferryd):
     expected_ack = b'{"ack":"abc\\n"}'
     assert recv_exactly(s, len(expected_ack)) == expected_ack
     assert ferryd.lines()[-1] == ev("js.msg2", "2023-11-14T22:13:23.000000000Z", {"n": -5})
+    ferryd.wait_counter("acks_sent", 2)
     stats = ferryd.stats()["in"]
     assert stats["json_connections"] == 1
     assert stats["acks_sent"] == 2
