@@ -220,7 +220,7 @@ bool tooLarge(std::string_view num) {
   if (i < num.size() && (num[i] == 'e' || num[i] == 'E')) {
     ++i;
     if (i < num.size() && (num[i] == '+' || num[i] == '-')) negative = num[i++] == '-';
-    // Saturate: the digit count of the mantissa cannot come near this in memory.
+    // Saturating is safe: past 2^48 no mantissa that fits in memory can offset it.
     for (; i < num.size() && isDigit(num[i]); ++i) {
       if (e < int64_t{1} << 48) e = e * 10 + (num[i] - '0');
     }

@@ -29,7 +29,7 @@ int64_t payload(const uint8_t* p, size_t n, size_t hdr, uint32_t len, Value& out
 void setUnsigned(Value& out, uint64_t v) {
   out.type = Type::PosInt;
   out.u = v;
-  out.i = static_cast<int64_t>(v);
+  out.i = v <= static_cast<uint64_t>(INT64_MAX) ? static_cast<int64_t>(v) : 0;
 }
 void setSigned(Value& out, int64_t v) {
   if (v >= 0) {

@@ -24,7 +24,7 @@ struct Value {
   Type type = Type::Nil;
   bool boolean = false;
   uint64_t u = 0;  // PosInt
-  int64_t i = 0;   // NegInt (and PosInt when it fits)
+  int64_t i = 0;   // NegInt, and PosInt up to INT64_MAX (0 above it: read `u`)
   double f = 0;    // Float (float32 widened)
   uint32_t len = 0;
   int8_t ext_type = 0;
@@ -50,7 +50,8 @@ class Reader {
   // and must be read or skipped by the caller. False on truncated or invalid bytes.
   bool next(Value& v);
   // Skips one whole object, nested containers included. False on truncated/invalid
-  // bytes or nesting deeper than `max_depth`.
+  // bytes or nesting deeper than `max_depth` (which is capped at kDefaultMaxDepth: the
+  // skip uses a fixed stack so hostile input costs no allocation).
   bool skip(uint32_t max_depth = kDefaultMaxDepth);
 
   const uint8_t* pos() const { return p_; }
