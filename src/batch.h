@@ -24,11 +24,20 @@ struct Event {
 
 class Delivery;
 
+// Where a batch came from: what the event view needs beyond the bytes (bridge.md:
+// Logger defaults to the input's name, Hostname to this host's, Payload may come from
+// a configured record key).
+struct SourceInfo {
+  std::string name;
+  std::string hostname;
+  std::string payload_key;
+};
+
 struct Batch {
   std::shared_ptr<const std::string> bytes;  // shared by every batch cut from one frame
   std::string tag;
   std::vector<Event> events;
-  std::string input;  // name of the input it came from
+  std::shared_ptr<const SourceInfo> source;  // shared by every batch of one input
 
   std::string_view record(const Event& e) const {
     return std::string_view(*bytes).substr(e.record_off, e.record_len);

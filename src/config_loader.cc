@@ -1,8 +1,12 @@
 // TOML loading with toml11 and validation against the plugin option tables.
 #include "src/config_loader.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -244,6 +248,7 @@ Config build(const toml::value& root, const std::string& file, const PluginRegis
     }
     pc.kind = pt->kind;
     fillOptions(pc, *v, pt->options, file);
+    if (pt->validate) pt->validate(pc);
     if (pc.kind == PluginKind::Input) {
       cfg.inputs.push_back(std::move(pc));
     } else {
@@ -280,6 +285,10 @@ Config parseAndBuild(std::istream& in, const std::string& name, const PluginRegi
 }  // namespace
 
 Config loadConfigFile(const std::string& path, const PluginRegistry& registry) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+    throw ConfigError(path, 0, "", "cannot read config file: it is a directory");
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     throw ConfigError(path, 0, "", std::string("cannot read config file: ") + std::strerror(errno));

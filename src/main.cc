@@ -1,6 +1,7 @@
 // ferryd: parse the command line, load the config, run the server until it stops.
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -35,6 +36,8 @@ int main(int argc, char** argv) {
                "Print the option reference (docs/configuration.md) and exit");
   app.add_flag("--print-default-config", print_default, "Print the built-in config and exit");
   CLI11_PARSE(app, argc, argv);
+  // A peer that closed while we write to it must give EPIPE, not kill the process.
+  std::signal(SIGPIPE, SIG_IGN);
 
   if (version) {
     std::printf("ferryd %s\n", FERRY_VERSION);
@@ -85,9 +88,12 @@ int main(int argc, char** argv) {
     }
     if (!pid_file.empty()) {
       std::ofstream(pid_file) << getpid() << "\n";
+      server.setForcedExitHook([&pid_file] { ::unlink(pid_file.c_str()); });
     }
     uv_run(&loop, UV_RUN_DEFAULT);
     rc = server.stopped() ? 0 : 1;
+    // After the loop: the last acks have been written, so the counters are final.
+    spdlog::info("stopped: {}", server.stats().toJson());
   }
   // Let the close callbacks of everything the server owned run, then close the loop.
   uv_run(&loop, UV_RUN_DEFAULT);

@@ -49,6 +49,7 @@ struct PluginContext {
   Router* router = nullptr;
   StatsRegistry* stats = nullptr;
   const PluginConfig* config = nullptr;
+  std::string hostname;  // [ferry] hostname, or this machine's name
 };
 
 struct PluginType {
@@ -56,6 +57,10 @@ struct PluginType {
   PluginKind kind = PluginKind::Input;
   std::string summary;
   std::vector<OptionSpec> options;
+  // Checks that need more than one option's type and bounds (an address that parses);
+  // throws ConfigError through PluginConfig::fail. Runs at load, so --check-config
+  // catches what start would.
+  std::function<void(const PluginConfig&)> validate;
   std::function<std::unique_ptr<Input>(const PluginContext&)> make_input;
   std::function<std::unique_ptr<Output>(const PluginContext&)> make_output;
 };

@@ -56,7 +56,7 @@ void Router::route(const BatchPtr& batch, const std::shared_ptr<Delivery>& deliv
       auto sub = std::make_shared<Batch>();
       sub->bytes = batch->bytes;
       sub->tag = batch->tag;
-      sub->input = batch->input;
+      sub->source = batch->source;
       sub->events = std::move(kept);
       route.output->submit(std::move(sub), AckShare(delivery));
     }

@@ -38,15 +38,21 @@ Server::~Server() {
 }
 
 void Server::start() {
+  hostname_ = config_.global.has("hostname") ? config_.global.str("hostname") : "";
+  if (hostname_.empty()) {
+    char buf[256] = {};
+    size_t len = sizeof(buf);
+    if (uv_os_gethostname(buf, &len) == 0) hostname_ = buf;
+  }
   auto matchers = compileMatchers(config_);
   for (size_t k = 0; k < config_.outputs.size(); ++k) {
     const PluginConfig& pc = config_.outputs[k];
-    PluginContext ctx{loop_, &router_, &stats_, &pc};
+    PluginContext ctx{loop_, &router_, &stats_, &pc, hostname_};
     outputs_.push_back(registry_.find(pc.type)->make_output(ctx));
     router_.addRoute(pc.name, std::move(matchers[k]), outputs_.back().get());
   }
   for (const PluginConfig& pc : config_.inputs) {
-    PluginContext ctx{loop_, &router_, &stats_, &pc};
+    PluginContext ctx{loop_, &router_, &stats_, &pc, hostname_};
     inputs_.push_back(registry_.find(pc.type)->make_input(ctx));
   }
   for (auto& in : inputs_)
@@ -70,6 +76,7 @@ void Server::onSignal(uv_signal_t* h, int signum) {
     case SIGTERM:
       if (self->stopping_) {
         spdlog::warn("second stop signal: exiting now");
+        if (self->forced_exit_hook_) self->forced_exit_hook_();
         std::_Exit(1);
       }
       spdlog::info("received {}: stopping gracefully", signum == SIGINT ? "SIGINT" : "SIGTERM");
@@ -108,6 +115,7 @@ void Server::stop() {
         auto* self = static_cast<Server*>(t->data);
         spdlog::error("shutdown_timeout reached before outputs were flushed; exiting. {}",
                       self->stats_.toJson());
+        if (self->forced_exit_hook_) self->forced_exit_hook_();
         std::_Exit(0);
       },
       static_cast<uint64_t>(timeout), 0);
@@ -148,7 +156,6 @@ void Server::finish() {
   for (auto& out : outputs_)
     out->close();
   stopped_ = true;
-  spdlog::info("stopped: {}", stats_.toJson());
 }
 
 }  // namespace ferry

@@ -3,6 +3,7 @@
 // exit, bounded by shutdown_timeout.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -33,6 +34,9 @@ class Server {
   // SIGUSR1: log the counters and reopen output files.
   void report();
   bool stopped() const { return stopped_; }
+  // Runs before the process exits without unwinding (shutdown_timeout, second signal),
+  // e.g. to remove the pid file.
+  void setForcedExitHook(std::function<void()> hook) { forced_exit_hook_ = std::move(hook); }
   StatsRegistry& stats() { return stats_; }
 
  private:
@@ -44,6 +48,7 @@ class Server {
   Config config_;
   const PluginRegistry& registry_;
   StatsRegistry stats_;
+  std::string hostname_;
   Router router_;
   std::vector<std::unique_ptr<Output>> outputs_;
   std::vector<std::unique_ptr<Input>> inputs_;
@@ -52,6 +57,7 @@ class Server {
   bool stopping_ = false;
   bool stopped_ = false;
   size_t pending_steps_ = 0;
+  std::function<void()> forced_exit_hook_;
 };
 
 }  // namespace ferry

@@ -60,7 +60,8 @@ bool timeFromScalar(const mp::Value& v, int64_t now_ns, int64_t& out) {
       const uint32_t nsec =
           (uint32_t{p[4]} << 24) | (uint32_t{p[5]} << 16) | (uint32_t{p[6]} << 8) | p[7];
       if (nsec >= kNsPerSec) return false;
-      out = (sec == 0 && nsec == 0) ? now_ns : int64_t{sec} * kNsPerSec + nsec;
+      // Fluentd replaces a time whose seconds are 0 (`time.to_i == 0`).
+      out = sec == 0 ? now_ns : int64_t{sec} * kNsPerSec + nsec;
       return true;
     }
     default:
@@ -91,43 +92,30 @@ namespace {
 // turns false when the bytes cannot even be skipped (truncated packed data).
 bool readEntry(mp::Reader& r, const uint8_t* base, const Limits& limits, int64_t now_ns, Event& e,
                bool& ok_stream) {
+  // Find where the entry ends first (with the reader's own depth bound), so an entry
+  // that is only too deep for our limit is skipped alone and the entries after it stand.
+  mp::Reader end = r;
+  if (!end.skip(mp::Reader::kDefaultMaxDepth)) {
+    ok_stream = false;
+    return false;
+  }
   ok_stream = true;
-  const uint8_t* start = r.pos();
+  mp::Reader in = r;
+  r = end;
   mp::Value v;
-  mp::Reader probe = r;
-  if (!probe.next(v)) {
-    ok_stream = false;
-    return false;
-  }
-  if (v.type != mp::Type::Array || v.len < 2) {
-    if (!r.skip(limits.max_depth)) ok_stream = false;
-    return false;
-  }
-  r.next(v);
-  const uint8_t* time_start = r.pos();
+  in.next(v);
+  if (v.type != mp::Type::Array || v.len < 2) return false;
+  const uint8_t* time_start = in.pos();
   int64_t t;
-  mp::Reader tr = r;
+  mp::Reader tr = in;
   const bool time_ok = parseEventTime(tr, now_ns, t);
-  if (!r.skip(limits.max_depth)) {
-    ok_stream = false;
-    return false;
-  }
-  const uint8_t* record_start = r.pos();
+  if (!in.skip(limits.max_depth)) return false;
+  const uint8_t* record_start = in.pos();
   mp::Value rv;
-  mp::Reader rp = r;
+  mp::Reader rp = in;
   const bool record_is_map = rp.next(rv) && rv.type == mp::Type::Map;
-  if (!r.skip(limits.max_depth)) {
-    ok_stream = false;
-    return false;
-  }
-  const uint8_t* record_end = r.pos();
-  for (uint32_t k = 2; k < v.len; ++k) {
-    if (!r.skip(limits.max_depth)) {
-      ok_stream = false;
-      return false;
-    }
-  }
-  (void)start;
+  if (!in.skip(limits.max_depth)) return false;
+  const uint8_t* record_end = in.pos();
   if (!time_ok || !record_is_map) return false;
   e.time_ns = t;
   e.time_off = static_cast<uint32_t>(time_start - base);
@@ -214,13 +202,15 @@ Status decodeFrame(std::shared_ptr<const std::string> frame, const Limits& limit
   mp::Reader peek = r;
   if (!peek.next(second)) return skipWith(out, SkipReason::BadShape, "truncated request");
 
-  // An array in slot 1 is Forward mode, unless it is a v1.5 time `[EventTime, {meta}]`
-  // in a Message (its first element is a time, not an entry array).
+  // An array in slot 1 is Forward mode, unless it is exactly a v1.5 time
+  // `[EventTime, {meta}]` in a Message: two elements, a time scalar then a map.
   bool v15_message_time = false;
-  if (second.type == mp::Type::Array && second.len >= 1 && root.len >= 3) {
-    mp::Value first;
+  if (second.type == mp::Type::Array && second.len == 2 && root.len >= 3) {
+    mp::Value first, meta;
     mp::Reader inner = peek;
-    v15_message_time = inner.next(first) && first.type != mp::Type::Array;
+    v15_message_time = inner.next(first) &&
+                       (first.type == mp::Type::Ext || first.type == mp::Type::PosInt) &&
+                       inner.next(meta) && meta.type == mp::Type::Map;
   }
 
   Options opts;

@@ -50,12 +50,9 @@ void closeAndDelete(uv_handle_t* h) {
 ForwardInput::ForwardInput(const PluginContext& ctx)
     : name_(ctx.config->name), loop_(ctx.loop), router_(ctx.router) {
   const PluginConfig& cfg = *ctx.config;
+  source_ = std::make_shared<const SourceInfo>(
+      SourceInfo{name_, ctx.hostname, cfg.has("payload_key") ? cfg.str("payload_key") : ""});
   address_ = cfg.str("address");
-  std::string host;
-  int port;
-  if (!parseHostPort(address_, host, port)) {
-    cfg.fail("address", "expected \"host:port\" or \"[ipv6]:port\", got \"" + address_ + "\"");
-  }
   limits_.max_frame_size = cfg.size("max_frame_size");
   limits_.max_decompressed_size = cfg.size("max_decompressed_size");
   limits_.max_entries = static_cast<uint32_t>(cfg.integer("max_entries_per_frame"));
@@ -97,15 +94,19 @@ ForwardInput::~ForwardInput() {
   // Sessions are deleted from their close callbacks; any left here were never started.
 }
 
-void ForwardInput::start() {
+bool parseListenAddress(const std::string& text, sockaddr_storage& addr) {
   std::string host;
   int port = 0;
-  parseHostPort(address_, host, port);
+  if (!parseHostPort(text, host, port)) return false;
+  addr = {};
+  return uv_ip4_addr(host.c_str(), port, reinterpret_cast<sockaddr_in*>(&addr)) == 0 ||
+         uv_ip6_addr(host.c_str(), port, reinterpret_cast<sockaddr_in6*>(&addr)) == 0;
+}
+
+void ForwardInput::start() {
   sockaddr_storage addr{};
-  if (uv_ip4_addr(host.c_str(), port, reinterpret_cast<sockaddr_in*>(&addr)) != 0 &&
-      uv_ip6_addr(host.c_str(), port, reinterpret_cast<sockaddr_in6*>(&addr)) != 0) {
-    throw std::runtime_error(
-        fmt::format("[{}] address '{}': '{}' is not an IP address", name_, address_, host));
+  if (!parseListenAddress(address_, addr)) {
+    throw std::runtime_error(fmt::format("[{}] bad address '{}'", name_, address_));
   }
   listener_ = new uv_tcp_t;
   uv_tcp_init(loop_, listener_);
@@ -239,6 +240,11 @@ PluginType forwardInputType() {
                .reloadable = false,
                .description = "TCP address to listen on (`host:port`, `[::1]:port`); the UDP "
                               "heartbeat uses the same port."},
+              {.key = "payload_key",
+               .type = OptionType::String,
+               .description = "Record key whose string value is the event's Heka `Payload` "
+                              "when the record has no `Payload` key (e.g. `\"log\"` for "
+                              "Docker's fluentd log driver, `\"message\"`)."},
               {.key = "udp_heartbeat",
                .type = OptionType::Bool,
                .default_value = "true",
@@ -294,6 +300,16 @@ PluginType forwardInputType() {
                .max = 86'400'000,
                .description = "Close a connection that sent nothing for this long and is not "
                               "waiting for an ack (`connections_idle_closed`); 0 = never."},
+          },
+      .validate =
+          [](const PluginConfig& cfg) {
+            sockaddr_storage addr{};
+            if (!parseListenAddress(cfg.str("address"), addr)) {
+              cfg.fail("address",
+                       "expected an IP address and port, \"127.0.0.1:24224\" or "
+                       "\"[::1]:24224\" (host names are not resolved), got \"" +
+                           cfg.str("address") + "\"");
+            }
           },
       .make_input = [](const PluginContext& ctx) -> std::unique_ptr<Input> {
         return std::make_unique<ForwardInput>(ctx);

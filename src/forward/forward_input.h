@@ -29,6 +29,7 @@ class ForwardInput : public Input {
 
   // For sessions.
   const std::string& name() const { return name_; }
+  const std::shared_ptr<const SourceInfo>& source() const { return source_; }
   Router& router() { return *router_; }
   const Limits& limits() const { return limits_; }
   int64_t idleTimeoutMs() const { return idle_timeout_ms_; }
@@ -42,6 +43,7 @@ class ForwardInput : public Input {
                         const struct sockaddr* addr, unsigned flags);
 
   std::string name_;
+  std::shared_ptr<const SourceInfo> source_;
   uv_loop_t* loop_;
   Router* router_;
   Limits limits_;
@@ -58,5 +60,7 @@ class ForwardInput : public Input {
 
 // Parses "host:port", "[v6]:port" or ":port" (all interfaces). False on bad syntax.
 bool parseHostPort(const std::string& text, std::string& host, int& port);
+// parseHostPort plus an IP literal for the host. False when it is not one.
+bool parseListenAddress(const std::string& text, sockaddr_storage& addr);
 
 }  // namespace ferry::forward

@@ -177,7 +177,7 @@ void ForwardSession::handleFrame(std::string&& frame) {
   // matched output has been handed its share.
   AckShare hold(delivery);
   if (df.batch && !df.batch->events.empty()) {
-    df.batch->input = input_.name();
+    df.batch->source = input_.source();
     c.batches->inc();
     c.events->inc(df.batch->events.size());
     input_.router().route(df.batch, delivery);

@@ -293,8 +293,6 @@ def test_many_bad_connections_in_a_row(ferryd):
     assert ferryd.stop() == 0
 
 
-@pytest.mark.xfail(strict=True, reason="ferryd does not ignore SIGPIPE: writing acks to a "
-                   "client that already closed its socket kills the daemon (signal 13)")
 def test_client_closing_before_its_acks_does_not_kill_ferryd(ferryd):
     # A client asks for acks on 50 requests and closes at once, before reading them.
     s = ferryd.connect()

@@ -512,6 +512,30 @@ def test_nil_heartbeat_and_non_array_roots_are_ignored(ferryd):
     s.close()
 
 
+def test_json_null_and_object_roots_are_ignored(ferryd):
+    s = ferryd.connect()
+    s.sendall(b'["jhb.first", 1700000000, {}] null {"tag":"x"} 7 '
+              b'["jhb.last", 1700000001, {"k":1}, {"chunk":"j"}]')
+    assert recv_exactly(s, len(b'{"ack":"j"}')) == b'{"ack":"j"}'
+    assert ferryd.lines() == [ev("jhb.first", T0 + ".000000000Z", {}),
+                              ev("jhb.last", "2023-11-14T22:13:21.000000000Z", {"k": 1})]
+    stats = ferryd.stats()["in"]
+    assert stats["heartbeats_tcp"] == 1
+    assert stats["ignored_roots"] == 2
+    assert stats["json_connections"] == 1
+    s.close()
+
+
+def test_tag_is_json_escaped_in_file_output(ferryd):
+    send(ferryd, arr(raw_str(b'q"\\t\xff\n'), pack(1700000000), pack({}))
+         + arr(pack(b"bin.tag"), pack(1700000000), pack({})))
+    ferryd.wait_lines(2)
+    assert raw_lines(ferryd.out_path) == [
+        '{"tag":"q\\"\\\\t\\u00ff\\n","time":"2023-11-14T22:13:20.000000000Z","record":{}}',
+        '{"tag":"bin.tag","time":"2023-11-14T22:13:20.000000000Z","record":{}}',
+    ]
+
+
 def test_invalid_entries_in_forward_frame_are_skipped_and_counted(ferryd):
     entries = [
         pack([1700000000, {"ok": 1}]),
@@ -539,10 +563,6 @@ def test_invalid_entries_in_forward_frame_are_skipped_and_counted(ferryd):
     assert stats["frames_skipped"] == 0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a Forward frame with an option element whose FIRST entry is not an array is taken for "
-    "a Message with a v1.5 [time, metadata] time: the first entry becomes the time, the "
-    "option map becomes the record, the valid entries are dropped and the chunk is not acked"))
 def test_forward_frame_with_invalid_first_entry_and_option(ferryd):
     s = send(ferryd, pack(["inv.first", [5, [1700000000, {"ok": 1}]], {"chunk": "c1"}]))
     # (the daemon writes 1970-01-01T00:00:05 {"chunk":"c1"} here)
