@@ -12,6 +12,7 @@
 #include "src/config_loader.h"
 #include "src/default_config.h"
 #include "src/logging.h"
+#include "src/match_tool.h"
 #include "src/server.h"
 #include "src/version.h"
 
@@ -24,6 +25,7 @@ int main(int argc, char** argv) {
   bool version = false;
   bool option_reference = false;
   bool print_default = false;
+  std::vector<std::string> match_args;
   app.add_option("-c,--config", config_path,
                  "TOML config file (default: the built-in config, identical to conf/ferry.toml)");
   app.add_flag("--check-config", check_only,
@@ -35,6 +37,10 @@ int main(int argc, char** argv) {
   app.add_flag("--print-option-reference", option_reference,
                "Print the option reference (docs/configuration.md) and exit");
   app.add_flag("--print-default-config", print_default, "Print the built-in config and exit");
+  app.add_option("--match", match_args,
+                 "EXPR FILE: print the events in FILE (forward msgpack/JSON or a Heka stream) "
+                 "that the message_matcher EXPR matches, one JSON object per line")
+      ->expected(2);
   CLI11_PARSE(app, argc, argv);
   // A peer that closed while we write to it must give EPIPE, not kill the process.
   std::signal(SIGPIPE, SIG_IGN);
@@ -49,6 +55,7 @@ int main(int argc, char** argv) {
     std::cout << ferry::optionReferenceMarkdown(registry);
     return 0;
   }
+  if (!match_args.empty()) return ferry::runMatchTool(match_args[0], match_args[1]);
   if (print_default) {
     std::cout << ferry::kDefaultConfig;
     return 0;

@@ -49,12 +49,18 @@ struct Test {
   uint32_t on_false = kReject;
 };
 
-bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
-bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+bool IsSpace(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+bool IsDigit(char c) {
+  return c >= '0' && c <= '9';
+}
 bool IsIdentChar(char c) {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || IsDigit(c) || c == '_';
 }
-bool IsNumberChar(char c) { return IsDigit(c) || c == '.' || c == 'e' || c == '+' || c == '-'; }
+bool IsNumberChar(char c) {
+  return IsDigit(c) || c == '.' || c == 'e' || c == '+' || c == '-';
+}
 
 // A byte that a regex matches only against itself, whatever surrounds it. Kept to printable
 // ASCII so that patterns RE2 would reject (invalid UTF-8) never take the fast path.
@@ -108,7 +114,9 @@ const char* OpText(Op op) {
   return "?";
 }
 
-bool IsRegexOp(Op op) { return op == Op::kMatch || op == Op::kNotMatch; }
+bool IsRegexOp(Op op) {
+  return op == Op::kMatch || op == Op::kNotMatch;
+}
 
 enum class Tok : uint8_t {
   kEnd,
@@ -178,8 +186,8 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
 struct Node {
   enum Kind : uint8_t { kConst, kTest, kAnd, kOr };
   Kind kind = kConst;
-  bool value = false;    // kConst
-  uint32_t test = 0;     // kTest: index into Parser::tests_
+  bool value = false;          // kConst
+  uint32_t test = 0;           // kTest: index into Parser::tests_
   std::vector<Node> children;  // kAnd, kOr: at least two, none constant
 };
 
@@ -247,7 +255,8 @@ class Parser {
 
   bool advance() {
     tok_ = Token();
-    while (pos_ < expr_.size() && IsSpace(expr_[pos_])) ++pos_;
+    while (pos_ < expr_.size() && IsSpace(expr_[pos_]))
+      ++pos_;
     tok_.pos = pos_;
     if (pos_ == expr_.size()) {
       tok_.end = pos_;
@@ -367,7 +376,8 @@ class Parser {
   // A run of digits, '.', 'e', '+', '-' (Heka's number characters), which must parse whole.
   bool lexNumber() {
     const size_t start = pos_;
-    while (pos_ < expr_.size() && IsNumberChar(expr_[pos_])) ++pos_;
+    while (pos_ < expr_.size() && IsNumberChar(expr_[pos_]))
+      ++pos_;
     const char* first = expr_.data() + start;
     const char* last = expr_.data() + pos_;
     double value = 0;
@@ -387,7 +397,8 @@ class Parser {
 
   bool lexWord() {
     const size_t start = pos_;
-    while (pos_ < expr_.size() && IsIdentChar(expr_[pos_])) ++pos_;
+    while (pos_ < expr_.size() && IsIdentChar(expr_[pos_]))
+      ++pos_;
     const std::string_view word = expr_.substr(start, pos_ - start);
     const Keyword* keyword = nullptr;
     for (const Keyword& k : kKeywords) {
@@ -465,7 +476,8 @@ class Parser {
       if (operand.kind == Node::kConst) {
         any_true = any_true || operand.value;
       } else if (operand.kind == Node::kOr) {
-        for (Node& c : operand.children) children.push_back(std::move(c));
+        for (Node& c : operand.children)
+          children.push_back(std::move(c));
       } else {
         children.push_back(std::move(operand));
       }
@@ -486,7 +498,8 @@ class Parser {
       if (operand.kind == Node::kConst) {
         any_false = any_false || !operand.value;
       } else if (operand.kind == Node::kAnd) {
-        for (Node& c : operand.children) children.push_back(std::move(c));
+        for (Node& c : operand.children)
+          children.push_back(std::move(c));
       } else {
         children.push_back(std::move(operand));
       }
@@ -554,8 +567,8 @@ class Parser {
     const std::string subject_text = found(subject);
     if (!advance()) return false;
     if (tok_.kind != Tok::kOp) {
-      return fail(tok_.pos, "expected an operator after " + subject_text + ", found " +
-                                found(tok_));
+      return fail(tok_.pos,
+                  "expected an operator after " + subject_text + ", found " + found(tok_));
     }
     const Token op = std::move(tok_);
     const std::string after = std::string(" after '") + OpText(op.op) + "', found ";

@@ -14,6 +14,13 @@ void PluginRegistry::add(PluginType type) {
                                    .description = "Fluentd tag pattern(s) selecting the events "
                                                   "this output receives: `*`, `**`, `{a,b}`, "
                                                   "`/regex/`, space-separated alternatives."});
+    type.options.insert(type.options.begin() + 1,
+                        OptionSpec{.key = "message_matcher",
+                                   .type = OptionType::String,
+                                   .description = "Heka matcher expression (docs/matcher.md), "
+                                                  "e.g. `Type == 'app.access' && "
+                                                  "Fields[status] >= 500`. With `match` too, "
+                                                  "both must hold."});
   }
   types_.push_back(std::move(type));
 }

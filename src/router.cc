@@ -1,7 +1,17 @@
 // Router: predicate evaluation, per-tag caching, fan-out with shared batches.
 #include "src/router.h"
 
+#include "src/event_view.h"
+
 namespace ferry {
+
+bool MessageMatcherPredicate::matchBatch(const Batch& batch) const {
+  return matcher_->matches(TagOnlyView(batch.tag));
+}
+
+bool MessageMatcherPredicate::matchEvent(const Batch& batch, const Event& event) const {
+  return matcher_->matches(FluentEventView(batch, event));
+}
 
 Router::Router(StatsRegistry& stats)
     : unmatched_(&stats.counter("router", "unmatched_events")),

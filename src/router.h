@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "src/batch.h"
+#include "src/matcher.h"
 #include "src/plugin.h"
 #include "src/stats.h"
 #include "src/tag_pattern.h"
@@ -38,6 +39,19 @@ class TagPredicate : public EventPredicate {
 
  private:
   TagPattern pattern_;
+};
+
+// Heka's `message_matcher`. Reads the event through FluentEventView; a matcher that reads
+// only Type is batch-constant (a forward chunk has one tag) and runs once per batch.
+class MessageMatcherPredicate : public EventPredicate {
+ public:
+  explicit MessageMatcherPredicate(std::unique_ptr<Matcher> m) : matcher_(std::move(m)) {}
+  bool batchConstant() const override { return matcher_->readsOnlyType(); }
+  bool matchBatch(const Batch& batch) const override;
+  bool matchEvent(const Batch& batch, const Event& event) const override;
+
+ private:
+  std::unique_ptr<Matcher> matcher_;
 };
 
 // Both must hold (`match` and `message_matcher` given together).

@@ -11,14 +11,30 @@ namespace ferry {
 std::vector<EventPredicatePtr> compileMatchers(const Config& config) {
   std::vector<EventPredicatePtr> out;
   for (const PluginConfig& pc : config.outputs) {
-    if (!pc.has("match") || pc.str("match").empty()) {
+    const bool has_match = pc.has("match") && !pc.str("match").empty();
+    const bool has_matcher = pc.has("message_matcher") && !pc.str("message_matcher").empty();
+    if (!has_match && !has_matcher) {
       throw ConfigError(pc.file, pc.line, pc.name + ".match",
-                        "this output matches nothing: set `match` (e.g. match = \"**\")");
+                        "this output matches nothing: set `match` (a tag pattern such as "
+                        "\"**\") or `message_matcher` (such as \"TRUE\")");
     }
+    EventPredicatePtr tag, expr;
     std::string error;
-    auto pattern = TagPattern::compile(pc.str("match"), error);
-    if (!pattern) pc.fail("match", "invalid tag pattern: " + error);
-    out.push_back(std::make_unique<TagPredicate>(std::move(*pattern)));
+    if (has_match) {
+      auto pattern = TagPattern::compile(pc.str("match"), error);
+      if (!pattern) pc.fail("match", "invalid tag pattern: " + error);
+      tag = std::make_unique<TagPredicate>(std::move(*pattern));
+    }
+    if (has_matcher) {
+      auto m = Matcher::compile(pc.str("message_matcher"), error);
+      if (!m) pc.fail("message_matcher", "invalid matcher: " + error);
+      expr = std::make_unique<MessageMatcherPredicate>(std::move(m));
+    }
+    if (tag && expr) {
+      out.push_back(std::make_unique<AndPredicate>(std::move(tag), std::move(expr)));
+    } else {
+      out.push_back(tag ? std::move(tag) : std::move(expr));
+    }
   }
   return out;
 }

@@ -56,9 +56,10 @@ class Ferryd:
         self.config_path = str(tmp_path / "ferry.toml")
         self.stderr_path = str(tmp_path / "stderr.log")
         self.stdout_path = str(tmp_path / "stdout.log")
+        if "shutdown_timeout" not in global_options:
+            global_options = 'shutdown_timeout = "10s"\n' + global_options
         config = f"""
 [ferry]
-shutdown_timeout = "10s"
 {global_options}
 
 [in]
