@@ -222,7 +222,7 @@ class Parser {
     if (tok_.kind != Tok::kEnd) {
       // Heka accepted `A B` and kept only B; silently dropping a test is never wanted.
       return fail(tok_.pos, "expected '&&', '||' or the end of the expression, found " +
-                                found(tok_) + " (two expressions need '&&' or '||' between)");
+                                found(tok_) + " (join expressions with '&&' or '||')");
     }
     if (tests_.size() >= kReject) return fail(0, "too many tests");
     program_.tests.reserve(tests_.size());
@@ -255,8 +255,9 @@ class Parser {
 
   bool advance() {
     tok_ = Token();
-    while (pos_ < expr_.size() && IsSpace(expr_[pos_]))
+    while (pos_ < expr_.size() && IsSpace(expr_[pos_])) {
       ++pos_;
+    }
     tok_.pos = pos_;
     if (pos_ == expr_.size()) {
       tok_.end = pos_;
@@ -376,8 +377,9 @@ class Parser {
   // A run of digits, '.', 'e', '+', '-' (Heka's number characters), which must parse whole.
   bool lexNumber() {
     const size_t start = pos_;
-    while (pos_ < expr_.size() && IsNumberChar(expr_[pos_]))
+    while (pos_ < expr_.size() && IsNumberChar(expr_[pos_])) {
       ++pos_;
+    }
     const char* first = expr_.data() + start;
     const char* last = expr_.data() + pos_;
     double value = 0;
@@ -397,8 +399,9 @@ class Parser {
 
   bool lexWord() {
     const size_t start = pos_;
-    while (pos_ < expr_.size() && IsIdentChar(expr_[pos_]))
+    while (pos_ < expr_.size() && IsIdentChar(expr_[pos_])) {
       ++pos_;
+    }
     const std::string_view word = expr_.substr(start, pos_ - start);
     const Keyword* keyword = nullptr;
     for (const Keyword& k : kKeywords) {
@@ -476,8 +479,9 @@ class Parser {
       if (operand.kind == Node::kConst) {
         any_true = any_true || operand.value;
       } else if (operand.kind == Node::kOr) {
-        for (Node& c : operand.children)
+        for (Node& c : operand.children) {
           children.push_back(std::move(c));
+        }
       } else {
         children.push_back(std::move(operand));
       }
@@ -498,8 +502,9 @@ class Parser {
       if (operand.kind == Node::kConst) {
         any_false = any_false || !operand.value;
       } else if (operand.kind == Node::kAnd) {
-        for (Node& c : operand.children)
+        for (Node& c : operand.children) {
           children.push_back(std::move(c));
+        }
       } else {
         children.push_back(std::move(operand));
       }

@@ -28,6 +28,7 @@ struct WriteReq {
   uv_write_t req;
   std::string data;
   ForwardSession* session;
+  size_t acks = 0;
 };
 
 }  // namespace
@@ -100,6 +101,13 @@ void ForwardSession::onRead(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) 
 
 void ForwardSession::handleBytes(const char* data, size_t n) {
   splitter_.append(data, n);
+  in_read_ = true;
+  processFrames();
+  in_read_ = false;
+  sendAcks();
+}
+
+void ForwardSession::processFrames() {
   while (!closing_) {
     Status st = splitter_.next(frame_);
     if (st.code == StatusCode::NeedMore) return;
@@ -112,6 +120,7 @@ void ForwardSession::handleBytes(const char* data, size_t n) {
       }
       c.connections_closed_on_error->inc();
       spdlog::warn("[{}] closing connection: {}", input_.name(), st.message);
+      sendAcks();  // acks already owed for the good requests before the bad bytes
       close();
       return;
     }
@@ -196,23 +205,36 @@ void ForwardSession::flushAcks() {
     }
     q.slots.pop_front();
   }
-  if (close_after_writes_ && q.slots.empty() && writes_in_flight_ == 0) close();
+  if (close_after_writes_ && q.slots.empty() && writes_in_flight_ == 0 && ack_out_.empty()) {
+    close();
+  }
 }
 
 void ForwardSession::writeAck(const std::string& chunk) {
   if (closing_) return;
-  auto* w = new WriteReq{};
-  w->session = this;
   if (splitter_.isJson()) {
-    w->data = "{\"ack\":";
-    json::appendString(w->data, chunk);
-    w->data += "}";
+    ack_out_ += "{\"ack\":";
+    json::appendString(ack_out_, chunk);
+    ack_out_ += "}";
   } else {
-    mp::Writer mw(w->data);
+    mp::Writer mw(ack_out_);
     mw.mapHeader(1);
     mw.str("ack");
     mw.str(chunk);
   }
+  ++acks_buffered_;
+  // Acks that become ready while a read is being processed go out in one write at its
+  // end (one syscall per read, not per request); others go out at once.
+  if (!in_read_) sendAcks();
+}
+
+void ForwardSession::sendAcks() {
+  if (ack_out_.empty() || closing_) return;
+  auto* w = new WriteReq{};
+  w->session = this;
+  w->data.swap(ack_out_);
+  w->acks = acks_buffered_;
+  acks_buffered_ = 0;
   uv_buf_t buf = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
   w->req.data = w;
   ++writes_in_flight_;
@@ -220,13 +242,14 @@ void ForwardSession::writeAck(const std::string& chunk) {
       &w->req, reinterpret_cast<uv_stream_t*>(&tcp_), &buf, 1, [](uv_write_t* req, int status) {
         auto* w = static_cast<WriteReq*>(req->data);
         ForwardSession* s = w->session;
+        const size_t acks = w->acks;
         delete w;
         --s->writes_in_flight_;
         if (status < 0) {
           s->close();
           return;
         }
-        s->input_.counters().acks_sent->inc();
+        s->input_.counters().acks_sent->inc(acks);
         if (s->close_after_writes_ && s->acks_->slots.empty() && s->writes_in_flight_ == 0) {
           s->close();
         }

@@ -87,6 +87,8 @@ class ForwardSession {
   static void onClosed(uv_handle_t* h);
 
   void handleBytes(const char* data, size_t n);
+  void processFrames();
+  void sendAcks();
   void handleFrame(std::string&& frame);
   void writeAck(const std::string& chunk);
   void checkDrained();
@@ -106,6 +108,9 @@ class ForwardSession {
   std::string read_buf_;
   std::string frame_;
   bool json_counted_ = false;
+  bool in_read_ = false;
+  std::string ack_out_;      // acks waiting for the end of the current read
+  size_t acks_buffered_ = 0;
 };
 
 }  // namespace ferry::forward
