@@ -109,7 +109,7 @@ class ForwardSession {
   std::string frame_;
   bool json_counted_ = false;
   bool in_read_ = false;
-  std::string ack_out_;      // acks waiting for the end of the current read
+  std::string ack_out_;  // acks waiting for the end of the current read
   size_t acks_buffered_ = 0;
 };
 

@@ -155,7 +155,8 @@ std::string hekaMessageJson(const message::Message& m) {
         }
         break;
       case message::Field::INTEGER:
-        for (int64_t v : f.value_integer()) add(std::to_string(v));
+        for (int64_t v : f.value_integer())
+          add(std::to_string(v));
         break;
       case message::Field::DOUBLE:
         for (double v : f.value_double()) {
@@ -167,14 +168,16 @@ std::string hekaMessageJson(const message::Message& m) {
         }
         break;
       case message::Field::BOOL:
-        for (bool v : f.value_bool()) add(v ? "true" : "false");
+        for (bool v : f.value_bool())
+          add(v ? "true" : "false");
         break;
     }
     if (values.size() == 1) {
       out += values[0];
     } else {
       out += '[';
-      for (size_t k = 0; k < values.size(); ++k) out += (k ? "," : "") + values[k];
+      for (size_t k = 0; k < values.size(); ++k)
+        out += (k ? "," : "") + values[k];
       out += ']';
     }
   }

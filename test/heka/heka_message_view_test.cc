@@ -31,7 +31,8 @@ message::Message testHekaMessage() {
   auto str = [&](const char* name, std::initializer_list<const char*> values) {
     auto* f = m.add_fields();
     f->set_name(name);
-    for (const char* v : values) f->add_value_string(v);
+    for (const char* v : values)
+      f->add_value_string(v);
   };
   str("foo", {"bar"});
   auto* number = m.add_fields();
@@ -141,7 +142,8 @@ std::vector<Vector> readVectors() {
 
 }  // namespace
 
-TEST_CASE("matcher vectors hold on a real Heka message and on the Fluentd event", "[matcher][heka]") {
+TEST_CASE("matcher vectors hold on a real Heka message and on the Fluentd event",
+          "[matcher][heka]") {
   const auto vectors = readVectors();
   REQUIRE(vectors.size() >= 90);
   const message::Message hm = testHekaMessage();
@@ -205,7 +207,8 @@ TEST_CASE("Fluentd event view follows bridge.md types", "[matcher][bridge]") {
   b.bytes = std::make_shared<const std::string>(rec);
   b.tag = "docker.web";
   b.source = std::make_shared<const ferry::SourceInfo>(ferry::SourceInfo{"fwd", "host-1", "log"});
-  b.events.push_back(ferry::Event{.time_ns = 5, .record_off = 0, .record_len = static_cast<uint32_t>(rec.size())});
+  b.events.push_back(
+      ferry::Event{.time_ns = 5, .record_off = 0, .record_len = static_cast<uint32_t>(rec.size())});
   ferry::FluentEventView view(b, b.events[0]);
   auto eval = [&](const char* expr) {
     std::string error;
@@ -239,7 +242,8 @@ TEST_CASE("Heka framing splits records and resynchronises on garbage", "[heka]")
       "1e02083e1f0a10901d5627ec494c8fba8e849baaf7a6f610a6978a8fb6c1ae8e131a0968656b6162656e6368"
       "28063a03302e3840bfe5014a0a7472696e6b2d78323330";
   std::string record;
-  for (size_t i = 0; i < hex.size(); i += 2) record += static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16));
+  for (size_t i = 0; i < hex.size(); i += 2)
+    record += static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16));
   REQUIRE(record.size() == 67);
   const std::string stream = "BOGUS" + record + std::string("\x1e\x05garbage", 9) + record;
   for (size_t step : {1u, 7u, 1000u}) {
@@ -268,5 +272,6 @@ TEST_CASE("Heka framing splits records and resynchronises on garbage", "[heka]")
   std::string h, b;
   CHECK_FALSE(small.next(h, b));
   CHECK(small.oversizedRecords() == 1);
-  CHECK(ferry::heka::frameHekaRecord(std::string(62, 'x')).substr(0, 5) == std::string("\x1e\x02\x08\x3e\x1f", 5));
+  CHECK(ferry::heka::frameHekaRecord(std::string(62, 'x')).substr(0, 5) ==
+        std::string("\x1e\x02\x08\x3e\x1f", 5));
 }
