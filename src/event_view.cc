@@ -206,9 +206,22 @@ bool FluentEventView::field(std::string_view name, uint32_t occurrence, uint32_t
     if (findKey(batch_, event_, name, 0, r) && r.next(val) && val.type == mp::Type::Str)
       return false;
   }
-  mp::Reader r(std::string_view{});
-  if (!findKey(batch_, event_, name, occurrence, r)) return false;
-  const uint8_t* value_start = r.pos();
+  const std::string_view rec = batch_.record(event_);
+  const auto* rec_begin = reinterpret_cast<const uint8_t*>(rec.data());
+  const uint8_t* value_start;
+  if (cached_name_ != nullptr && cached_occurrence_ == occurrence &&
+      std::string_view(cached_name_, cached_len_) == name) {
+    value_start = cached_value_;
+  } else {
+    mp::Reader found(std::string_view{});
+    value_start = findKey(batch_, event_, name, occurrence, found) ? found.pos() : nullptr;
+    cached_name_ = name.data();
+    cached_len_ = name.size();
+    cached_occurrence_ = occurrence;
+    cached_value_ = value_start;
+  }
+  if (value_start == nullptr) return false;
+  mp::Reader r(value_start, rec.size() - static_cast<size_t>(value_start - rec_begin));
   mp::Value v;
   if (!r.next(v)) return false;
   if (v.type == mp::Type::Nil) return false;
@@ -246,9 +259,7 @@ bool FluentEventView::field(std::string_view name, uint32_t occurrence, uint32_t
   // A map, or an array of mixed or nested values: one STRING holding the JSON text.
   if (element != 0) return false;
   scratch_.clear();
-  const size_t avail = batch_.record(event_).size() -
-                       static_cast<size_t>(value_start - reinterpret_cast<const uint8_t*>(
-                                                             batch_.record(event_).data()));
+  const size_t avail = rec.size() - static_cast<size_t>(value_start - rec_begin);
   if (json::appendMsgpack(scratch_, value_start, avail) == 0) return false;
   out.type = FieldType::String;
   out.s = scratch_;

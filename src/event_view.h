@@ -25,6 +25,13 @@ class FluentEventView : public MessageView {
  private:
   const Batch& batch_;
   const Event& event_;
+  // Where the value of the last field asked for starts: expressions often test the
+  // same field several times (`Fields[path] == 'a' || Fields[path] == 'b'`). The name
+  // points into the matcher, which outlives the evaluation.
+  mutable const char* cached_name_ = nullptr;
+  mutable size_t cached_len_ = 0;
+  mutable uint32_t cached_occurrence_ = 0;
+  mutable const uint8_t* cached_value_ = nullptr;  // null: the key is absent
   mutable std::string scratch_;
   mutable std::string uuid_;  // made once per event when first needed
 };
