@@ -1,6 +1,7 @@
 // FluentEventView: lazy bridge.md mapping of one msgpack record to Heka's view.
 #include "src/event_view.h"
 
+#include <cstring>
 #include <random>
 
 #include "src/json.h"
@@ -209,16 +210,18 @@ bool FluentEventView::field(std::string_view name, uint32_t occurrence, uint32_t
   const std::string_view rec = batch_.record(event_);
   const auto* rec_begin = reinterpret_cast<const uint8_t*>(rec.data());
   const uint8_t* value_start;
-  if (cached_name_ != nullptr && cached_occurrence_ == occurrence &&
+  if (cached_len_ != SIZE_MAX && cached_occurrence_ == occurrence &&
       std::string_view(cached_name_, cached_len_) == name) {
     value_start = cached_value_;
   } else {
     mp::Reader found(std::string_view{});
     value_start = findKey(batch_, event_, name, occurrence, found) ? found.pos() : nullptr;
-    cached_name_ = name.data();
-    cached_len_ = name.size();
-    cached_occurrence_ = occurrence;
-    cached_value_ = value_start;
+    if (name.size() <= kCachedNameMax) {
+      std::memcpy(cached_name_, name.data(), name.size());
+      cached_len_ = name.size();
+      cached_occurrence_ = occurrence;
+      cached_value_ = value_start;
+    }
   }
   if (value_start == nullptr) return false;
   mp::Reader r(value_start, rec.size() - static_cast<size_t>(value_start - rec_begin));

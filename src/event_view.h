@@ -4,6 +4,8 @@
 // whole record.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <string>
 
 #include "src/batch.h"
@@ -26,10 +28,11 @@ class FluentEventView : public MessageView {
   const Batch& batch_;
   const Event& event_;
   // Where the value of the last field asked for starts: expressions often test the
-  // same field several times (`Fields[path] == 'a' || Fields[path] == 'b'`). The name
-  // points into the matcher, which outlives the evaluation.
-  mutable const char* cached_name_ = nullptr;
-  mutable size_t cached_len_ = 0;
+  // same field several times (`Fields[path] == 'a' || Fields[path] == 'b'`). The name is
+  // copied (short names only), since a view may outlive the matcher that asked.
+  static constexpr size_t kCachedNameMax = 32;
+  mutable char cached_name_[kCachedNameMax];
+  mutable size_t cached_len_ = SIZE_MAX;  // SIZE_MAX: nothing cached
   mutable uint32_t cached_occurrence_ = 0;
   mutable const uint8_t* cached_value_ = nullptr;  // null: the key is absent
   mutable std::string scratch_;
