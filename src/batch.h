@@ -12,14 +12,17 @@
 
 namespace ferry {
 
-// One event: offsets into its batch's bytes. The record is a msgpack map, kept as it
-// arrived; the time is decoded to ns once (the bytes are kept for passthrough).
+// One event: offsets into its batch's bytes. For a Fluentd batch the record is a msgpack
+// map and the time its msgpack time value, both kept as they arrived; for a Heka batch
+// the "record" is the protobuf Message body exactly as received (time_off/time_len
+// unused). time_ns is decoded once, at the input.
 struct Event {
   int64_t time_ns = 0;
   uint32_t time_off = 0;
   uint32_t time_len = 0;
   uint32_t record_off = 0;
   uint32_t record_len = 0;
+  uint16_t signer = 0;  // Heka: 0 unsigned, k = verified by Batch::signers[k - 1]
 };
 
 class Delivery;
@@ -33,11 +36,19 @@ struct SourceInfo {
   std::string payload_key;
 };
 
+// What the events of a batch are, which decides how outputs and views read them.
+enum class EventFormat : uint8_t {
+  FluentRecord,  // msgpack [time, record] entries; one tag for the whole batch
+  HekaMessage,   // Heka protobuf Message bodies; each has its own Type
+};
+
 struct Batch {
   std::shared_ptr<const std::string> bytes;  // shared by every batch cut from one frame
-  std::string tag;
+  EventFormat format = EventFormat::FluentRecord;
+  std::string tag;  // FluentRecord only (a Heka message's tag is its Type)
   std::vector<Event> events;
   std::shared_ptr<const SourceInfo> source;  // shared by every batch of one input
+  std::vector<std::string> signers;          // Heka signer names events refer to
 
   std::string_view record(const Event& e) const {
     return std::string_view(*bytes).substr(e.record_off, e.record_len);

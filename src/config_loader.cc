@@ -105,6 +105,38 @@ OptionValue convert(const OptionSpec& spec, const toml::value& v, const std::str
       checkBounds(out.i);
       break;
     }
+    case OptionType::Signers: {
+      // signer = { name_version = { hmac_key = "..." }, ... }
+      if (!v.is_table()) wrong("signer sub-tables: [<plugin>.signer.<name>_<version>]");
+      for (const auto& kv : v.as_table()) {
+        const std::string& id = kv.first;
+        const toml::value& t = kv.second;
+        const std::string sub = key + "." + id;
+        const auto us = id.rfind('_');
+        const bool version_ok = us != std::string::npos && us > 0 && us + 1 < id.size() &&
+                                id.find_first_not_of("0123456789", us + 1) == std::string::npos;
+        if (!version_ok) {
+          throw ConfigError(file, lineOf(t), sub,
+                            "a signer table is named <signer>_<version>, e.g. signer.test_0");
+        }
+        if (!t.is_table())
+          throw ConfigError(file, lineOf(t), sub, "expected a table with hmac_key");
+        for (const auto& f : t.as_table()) {
+          if (f.first != "hmac_key") {
+            throw ConfigError(file, lineOf(f.second), sub + "." + f.first,
+                              "unknown key for a signer (known keys: hmac_key)");
+          }
+          if (!f.second.is_string()) {
+            throw ConfigError(file, lineOf(f.second), sub + ".hmac_key", "expected a string");
+          }
+          out.signers[id] = f.second.as_string().str;
+        }
+        if (!out.signers.count(id)) {
+          throw ConfigError(file, lineOf(t), sub + ".hmac_key", "required key is missing");
+        }
+      }
+      break;
+    }
     case OptionType::Duration: {
       if (v.is_integer() && v.as_integer() == 0) {
         out.i = 0;
@@ -151,6 +183,8 @@ OptionValue defaultValue(const OptionSpec& spec) {
       break;
     case OptionType::Duration:
       out.i = parseDurationMs(d).value();
+      break;
+    case OptionType::Signers:
       break;
   }
   return out;
@@ -241,18 +275,24 @@ Config build(const toml::value& root, const std::string& file, const PluginRegis
     }
     const PluginType* pt = registry.find(pc.type);
     if (!pt) {
-      throw ConfigError(file, pc.line, name + ".type",
-                        fmt::format("unknown plugin type '{}' (inputs: {}; outputs: {})", pc.type,
-                                    registry.knownNames(PluginKind::Input),
-                                    registry.knownNames(PluginKind::Output)));
+      throw ConfigError(
+          file, pc.line, name + ".type",
+          fmt::format(
+              "unknown plugin type '{}': ferry has no such plugin (inputs: {}; outputs: "
+              "{}; splitters: {}; decoders: {}; encoders: {})",
+              pc.type, registry.knownNames(PluginKind::Input),
+              registry.knownNames(PluginKind::Output), registry.knownNames(PluginKind::Splitter),
+              registry.knownNames(PluginKind::Decoder), registry.knownNames(PluginKind::Encoder)));
     }
     pc.kind = pt->kind;
     fillOptions(pc, *v, pt->options, file);
     if (pt->validate) pt->validate(pc);
     if (pc.kind == PluginKind::Input) {
       cfg.inputs.push_back(std::move(pc));
-    } else {
+    } else if (pc.kind == PluginKind::Output) {
       cfg.outputs.push_back(std::move(pc));
+    } else {
+      cfg.others.push_back(std::move(pc));
     }
   }
   if (global) {
@@ -324,6 +364,12 @@ std::string valueText(const OptionValue& v) {
       return formatSize(static_cast<uint64_t>(v.i));
     case OptionType::Duration:
       return formatDurationMs(v.i);
+    case OptionType::Signers: {
+      std::string out = "{";
+      for (const auto& [id, k] : v.signers)
+        out += (out.size() > 1 ? ", " : "") + id + " (key hidden)";
+      return out + "}";
+    }
   }
   return "?";
 }
@@ -384,11 +430,11 @@ std::string optionReferenceMarkdown(const PluginRegistry& registry) {
       "`\"1m30s\"`; `0` alone means off where an option allows it.\n\n"
       "## [ferry] (alias [hekad])\n\n";
   optionTable(out, PluginRegistry::globalOptions());
-  for (PluginKind kind : {PluginKind::Input, PluginKind::Output}) {
+  for (PluginKind kind : {PluginKind::Input, PluginKind::Output, PluginKind::Splitter,
+                          PluginKind::Decoder, PluginKind::Encoder}) {
     for (const auto& t : registry.all()) {
       if (t.kind != kind) continue;
-      out += fmt::format("\n## {} ({})\n\n{}\n\n", t.name,
-                         kind == PluginKind::Input ? "input" : "output", t.summary);
+      out += fmt::format("\n## {} ({})\n\n{}\n\n", t.name, pluginKindName(kind), t.summary);
       optionTable(out, t.options);
     }
   }

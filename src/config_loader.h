@@ -16,6 +16,15 @@ struct Config {
   PluginConfig global;
   std::vector<PluginConfig> inputs;
   std::vector<PluginConfig> outputs;
+  std::vector<PluginConfig> others;  // splitters, decoders, encoders (config only)
+
+  // The splitter, decoder or encoder table called `name`, or null.
+  const PluginConfig* other(const std::string& name) const {
+    for (const auto& pc : others) {
+      if (pc.name == name) return &pc;
+    }
+    return nullptr;
+  }
 };
 
 // Reads and validates `path`. Throws ConfigError.

@@ -21,6 +21,26 @@ const char* optionTypeName(OptionType t) {
       return "float";
     case OptionType::StringList:
       return "array of strings";
+    case OptionType::Signers:
+      return "signer tables";
+  }
+  return "?";
+}
+
+const char* pluginKindName(PluginKind k) {
+  switch (k) {
+    case PluginKind::Global:
+      return "global";
+    case PluginKind::Input:
+      return "input";
+    case PluginKind::Output:
+      return "output";
+    case PluginKind::Splitter:
+      return "splitter";
+    case PluginKind::Decoder:
+      return "decoder";
+    case PluginKind::Encoder:
+      return "encoder";
   }
   return "?";
 }

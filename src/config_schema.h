@@ -11,7 +11,9 @@
 
 namespace ferry {
 
-enum class OptionType { String, Int, Bool, Size, Duration, Float, StringList };
+// Signers: Heka's `[<plugin>.signer.<name>_<version>] hmac_key = "..."` sub-tables,
+// kept as "<name>_<version>" → key.
+enum class OptionType { String, Int, Bool, Size, Duration, Float, StringList, Signers };
 
 const char* optionTypeName(OptionType t);
 
@@ -26,7 +28,11 @@ struct OptionSpec {
   std::string description;
 };
 
-enum class PluginKind { Global, Input, Output };
+// Splitter, Decoder and Encoder are Heka config tables that ferry reads but runs no
+// instance for (HekaFramingSplitter carries signers; ProtobufDecoder/Encoder name what
+// ferry does anyway), so a hekad.toml using them loads as is.
+enum class PluginKind { Global, Input, Output, Splitter, Decoder, Encoder };
+const char* pluginKindName(PluginKind k);
 
 // One option's validated value, with the line it came from (0 for defaults).
 struct OptionValue {
@@ -36,6 +42,7 @@ struct OptionValue {
   bool b = false;
   double f = 0;
   std::vector<std::string> list;
+  std::map<std::string, std::string> signers;  // Signers: "<name>_<version>" → hmac_key
   int line = 0;
   bool is_set = false;  // false: a declared option with no value and no default
 };

@@ -59,6 +59,14 @@ const std::vector<OptionSpec>& PluginRegistry::globalOptions() {
       {.key = "hostname",
        .type = OptionType::String,
        .description = "This host's name as reported to peers; default: gethostname()."},
+      {.key = "max_message_size",
+       .type = OptionType::Size,
+       .default_value = "64KiB",
+       .min = 1025,
+       .max = int64_t{64} << 20,
+       .reloadable = false,
+       .description = "Largest Heka message body, as hekad's `max_message_size`: larger "
+                      "framed records are dropped and counted, the stream goes on."},
   };
   return kOptions;
 }
