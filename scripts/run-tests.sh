@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 FUZZ_SECONDS="${FUZZ_SECONDS:-30}"
 JOBS="${JOBS:-2}"
 
-step() { printf '\n=== %s ===\n' "$*"; }
+step() { printf '\n=== %s (at %ss) ===\n' "$*" "$SECONDS"; }
 
 step "dependencies"
 bash scripts/install-deps.sh
@@ -42,6 +42,7 @@ for target in build-fuzz/fuzz_*; do
   [ -x "$target" ] || continue
   name=$(basename "$target")
   corpus="test/fuzz/corpus/${name#fuzz_}"
+  [ -d "$corpus" ] || { echo "missing seed corpus $corpus for $name"; exit 1; }
   work=$(mktemp -d)
   echo "--- $name (seed corpus: $corpus)"
   "$target" -max_total_time="$FUZZ_SECONDS" -max_len=65536 -rss_limit_mb=2048 -print_final_stats=1 \
