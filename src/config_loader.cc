@@ -275,14 +275,15 @@ Config build(const toml::value& root, const std::string& file, const PluginRegis
     }
     const PluginType* pt = registry.find(pc.type);
     if (!pt) {
-      throw ConfigError(
-          file, pc.line, name + ".type",
-          fmt::format(
-              "unknown plugin type '{}': ferry has no such plugin (inputs: {}; outputs: "
-              "{}; splitters: {}; decoders: {}; encoders: {})",
-              pc.type, registry.knownNames(PluginKind::Input),
-              registry.knownNames(PluginKind::Output), registry.knownNames(PluginKind::Splitter),
-              registry.knownNames(PluginKind::Decoder), registry.knownNames(PluginKind::Encoder)));
+      std::string known;
+      for (PluginKind k : {PluginKind::Input, PluginKind::Output, PluginKind::Splitter,
+                           PluginKind::Decoder, PluginKind::Encoder}) {
+        const std::string names = registry.knownNames(k);
+        if (names.empty()) continue;
+        known += fmt::format("{}{}s: {}", known.empty() ? "" : "; ", pluginKindName(k), names);
+      }
+      throw ConfigError(file, pc.line, name + ".type",
+                        fmt::format("unknown plugin type '{}' ({})", pc.type, known));
     }
     pc.kind = pt->kind;
     fillOptions(pc, *v, pt->options, file);

@@ -15,6 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include "src/async_writer.h"
+#include "src/heka_view.h"
 #include "src/json.h"
 #include "src/stats.h"
 
@@ -59,36 +60,60 @@ void appendUtcTime(std::string& out, int64_t time_ns) {
 }
 
 namespace {
-void appendRecord(std::string& out, const Batch& batch, const Event& event) {
-  const std::string_view rec = batch.record(event);
+void appendRecord(std::string& out, std::string_view rec) {
   if (json::appendMsgpack(out, reinterpret_cast<const uint8_t*>(rec.data()), rec.size()) == 0) {
     out += "{}";  // unreachable for decoded events: the decoder validated the record
   }
 }
 }  // namespace
 
-void formatStdoutLine(std::string& out, const Batch& batch, const Event& event) {
-  appendLocalTime(out, event.time_ns);
+void formatStdoutLine(std::string& out, std::string_view tag, int64_t time_ns,
+                      std::string_view record) {
+  appendLocalTime(out, time_ns);
   out += ' ';
-  out += batch.tag;
+  out += tag;
   out += ": ";
-  appendRecord(out, batch, event);
+  appendRecord(out, record);
   out += '\n';
 }
 
-void formatJsonLine(std::string& out, const Batch& batch, const Event& event) {
+void formatJsonLine(std::string& out, std::string_view tag, int64_t time_ns,
+                    std::string_view record) {
   out += "{\"tag\":";
-  json::appendString(out, batch.tag);
+  json::appendString(out, tag);
   out += ",\"time\":\"";
-  appendUtcTime(out, event.time_ns);
+  appendUtcTime(out, time_ns);
   out += "\",\"record\":";
-  appendRecord(out, batch, event);
+  appendRecord(out, record);
   out += "}\n";
+}
+
+void forEachAsFluent(const Batch& batch, const HekaTagOptions& tags,
+                     const std::function<void(std::string_view, int64_t, std::string_view)>& emit) {
+  if (batch.format == EventFormat::FluentRecord) {
+    for (const Event& e : batch.events)
+      emit(batch.tag, e.time_ns, batch.record(e));
+    return;
+  }
+  std::string record;
+  for (const Event& e : batch.events) {
+    const std::string_view body = batch.record(e);
+    record.clear();
+    if (!hekaToFluentRecord(body, record)) continue;
+    emit(hekaTag(HekaWireView(body), tags), e.time_ns, record);
+  }
 }
 
 namespace {
 
-using Formatter = void (*)(std::string&, const Batch&, const Event&);
+using Formatter = void (*)(std::string&, std::string_view, int64_t, std::string_view);
+
+HekaTagOptions tagOptions(const PluginConfig& cfg) {
+  HekaTagOptions o;
+  o.default_tag = cfg.str("default_tag");
+  if (cfg.has("tag")) o.tag_template = cfg.str("tag");
+  return o;
+}
 
 // Shared body of the stdout and file outputs: format, write, ack when written.
 class WriterOutput : public Output {
@@ -96,6 +121,7 @@ class WriterOutput : public Output {
   WriterOutput(const PluginContext& ctx, Formatter format)
       : name_(ctx.config->name),
         format_(format),
+        tags_(tagOptions(*ctx.config)),
         writer_(ctx.loop),
         events_(ctx.stats->counter(name_, "events_out")),
         batches_(ctx.stats->counter(name_, "batches_out")),
@@ -105,8 +131,9 @@ class WriterOutput : public Output {
   void submit(BatchPtr batch, AckShare ack) override {
     std::string text;
     text.reserve(batch->events.size() * 128);
-    for (const Event& e : batch->events)
-      format_(text, *batch, e);
+    forEachAsFluent(*batch, tags_, [&](std::string_view tag, int64_t t, std::string_view rec) {
+      format_(text, tag, t, rec);
+    });
     const size_t n = batch->events.size();
     const size_t bytes = text.size();
     auto shared_ack = std::make_shared<AckShare>(std::move(ack));
@@ -129,6 +156,7 @@ class WriterOutput : public Output {
  protected:
   std::string name_;
   Formatter format_;
+  HekaTagOptions tags_;
   AsyncFileWriter writer_;
   Counter& events_;
   Counter& batches_;
@@ -208,13 +236,31 @@ class NullOutput : public Output {
 
 }  // namespace
 
+std::vector<OptionSpec> hekaTagOptionSpecs() {
+  return {{.key = "default_tag",
+           .type = OptionType::String,
+           .default_value = "heka",
+           .description = "Tag of a Heka message whose Type is empty (bridge.md)."},
+          {.key = "tag",
+           .type = OptionType::String,
+           .description = "Tag template for Heka messages, e.g. `\"heka.%{Logger}.%{Type}\"` "
+                          "(%{Type}, %{Logger}, %{Hostname}, %{Payload}, %{EnvVersion}, %{Uuid}); "
+                          "default: the Type."}};
+}
+
+std::vector<OptionSpec> withHekaTagOptions(std::vector<OptionSpec> specs) {
+  for (auto& s : hekaTagOptionSpecs())
+    specs.push_back(std::move(s));
+  return specs;
+}
+
 PluginType stdoutOutputType() {
   return PluginType{.name = "StdoutOutput",
                     .kind = PluginKind::Output,
                     .summary =
                         "Prints each event as Fluentd's stdout output does: `<time> <tag>: <record "
                         "as JSON>`, time in local time with nanoseconds and the UTC offset.",
-                    .options = {},
+                    .options = hekaTagOptionSpecs(),
                     .make_output = [](const PluginContext& ctx) -> std::unique_ptr<Output> {
                       return std::make_unique<StdoutOutput>(ctx);
                     }};
@@ -228,11 +274,12 @@ PluginType fileOutputType() {
           "Appends one JSON object per event and line: `{\"tag\":…,\"time\":"
           "\"2023-11-14T22:13:20.123456789Z\",\"record\":{…}}`. Reopens the file on "
           "SIGUSR1 (for logrotate).",
-      .options = {{.key = "path",
-                   .type = OptionType::String,
-                   .required = true,
-                   .reloadable = true,
-                   .description = "File to append to; created with mode 0644 if missing."}},
+      .options = withHekaTagOptions({{.key = "path",
+                                      .type = OptionType::String,
+                                      .required = true,
+                                      .reloadable = true,
+                                      .description = "File to append to; created with mode 0644 "
+                                                     "if missing."}}),
       .make_output = [](const PluginContext& ctx) -> std::unique_ptr<Output> {
         return std::make_unique<FileOutput>(ctx);
       }};

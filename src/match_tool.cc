@@ -75,7 +75,7 @@ int runMatchTool(const std::string& expr, const std::string& path) {
         if (constant ? batch_match : matcher->matches(FluentEventView(b, e))) {
           ++matched;
           std::string line;
-          formatJsonLine(line, b, e);
+          formatJsonLine(line, b.tag, e.time_ns, b.record(e));
           std::fputs(line.c_str(), stdout);
         }
       }

@@ -17,6 +17,7 @@ namespace ferry {
 
 class Router;
 class StatsRegistry;
+struct Config;
 
 class Output {
  public:
@@ -50,6 +51,8 @@ struct PluginContext {
   StatsRegistry* stats = nullptr;
   const PluginConfig* config = nullptr;
   std::string hostname;  // [ferry] hostname, or this machine's name
+  // The whole config: for tables that name others (`splitter = "..."`) and [ferry].
+  const Config* full_config = nullptr;
 };
 
 struct PluginType {

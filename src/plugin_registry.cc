@@ -21,6 +21,11 @@ void PluginRegistry::add(PluginType type) {
                                                   "e.g. `Type == 'app.access' && "
                                                   "Fields[status] >= 500`. With `match` too, "
                                                   "both must hold."});
+    type.options.insert(type.options.begin() + 2,
+                        OptionSpec{.key = "message_signer",
+                                   .type = OptionType::String,
+                                   .description = "Only Heka messages whose framing header was "
+                                                  "verified for this signer name (as hekad)."});
   }
   types_.push_back(std::move(type));
 }

@@ -2,15 +2,12 @@
 #include "src/router.h"
 
 #include "src/event_view.h"
+#include "src/heka_view.h"
 
 namespace ferry {
 
 bool MessageMatcherPredicate::matchBatch(const Batch& batch) const {
   return matcher_->matches(TagOnlyView(batch.tag));
-}
-
-bool MessageMatcherPredicate::matchEvent(const Batch& batch, const Event& event) const {
-  return matcher_->matches(FluentEventView(batch, event));
 }
 
 Router::Router(StatsRegistry& stats)
@@ -28,47 +25,77 @@ void Router::route(const BatchPtr& batch, const std::shared_ptr<Delivery>& deliv
   batches_->inc();
   events_->inc(batch->events.size());
   const size_t n = routes_.size();
+  const bool fluent = batch->format == EventFormat::FluentRecord;
 
-  // Batch-constant routes: one evaluation per tag, cached.
+  // Fluentd batches have one tag: batch-constant routes are evaluated once per tag,
+  // cached. Heka messages each have their own Type, so every route is per event.
   const std::vector<uint8_t>* constant = nullptr;
-  auto it = tag_cache_.find(batch->tag);
-  if (it == tag_cache_.end()) {
-    if (tag_cache_.size() >= kTagCacheMax) tag_cache_.clear();
-    std::vector<uint8_t> flags(n, 0);
-    for (size_t r = 0; r < n; ++r) {
-      if (routes_[r].predicate->batchConstant())
-        flags[r] = routes_[r].predicate->matchBatch(*batch);
+  if (fluent) {
+    auto it = tag_cache_.find(batch->tag);
+    if (it == tag_cache_.end()) {
+      if (tag_cache_.size() >= kTagCacheMax) tag_cache_.clear();
+      std::vector<uint8_t> flags(n, 0);
+      for (size_t r = 0; r < n; ++r) {
+        if (routes_[r].predicate->batchConstant()) {
+          flags[r] = routes_[r].predicate->matchBatch(*batch);
+        }
+      }
+      it = tag_cache_.emplace(batch->tag, std::move(flags)).first;
     }
-    it = tag_cache_.emplace(batch->tag, std::move(flags)).first;
+    constant = &it->second;
   }
-  constant = &it->second;
 
   bool any = false;
+  per_event_.clear();
   for (size_t r = 0; r < n; ++r) {
     Route& route = routes_[r];
-    if (route.predicate->batchConstant()) {
+    if (fluent && route.predicate->batchConstant()) {
       if (!(*constant)[r]) continue;
       any = true;
       route.output->submit(batch, AckShare(delivery));
       continue;
     }
-    // Per-event predicate: keep the whole batch when every event matches, else cut a
-    // sub-batch over the same bytes.
-    std::vector<Event> kept;
+    per_event_.push_back(r);
+  }
+  if (!per_event_.empty()) {
+    // One view per event, shared by every per-event predicate.
+    kept_.resize(per_event_.size());
+    for (auto& k : kept_)
+      k.clear();
     for (const Event& e : batch->events) {
-      if (route.predicate->matchEvent(*batch, e)) kept.push_back(e);
+      auto decide = [&](const MessageView& view) {
+        for (size_t k = 0; k < per_event_.size(); ++k) {
+          if (routes_[per_event_[k]].predicate->matchEvent(*batch, e, view)) {
+            kept_[k].push_back(e);
+          }
+        }
+      };
+      if (fluent) {
+        decide(FluentEventView(*batch, e));
+      } else {
+        decide(HekaWireView(batch->record(e)));
+      }
     }
-    if (kept.empty()) continue;
-    any = true;
-    if (kept.size() == batch->events.size()) {
-      route.output->submit(batch, AckShare(delivery));
-    } else {
+    for (size_t k = 0; k < per_event_.size(); ++k) {
+      std::vector<Event>& kept = kept_[k];
+      if (kept.empty()) continue;
+      any = true;
+      Output* out = routes_[per_event_[k]].output;
+      if (kept.size() == batch->events.size()) {
+        // Every event matched: the batch itself goes, shared.
+        out->submit(batch, AckShare(delivery));
+        continue;
+      }
+      // A sub-batch over the same bytes: nothing is re-encoded.
       auto sub = std::make_shared<Batch>();
       sub->bytes = batch->bytes;
+      sub->format = batch->format;
       sub->tag = batch->tag;
       sub->source = batch->source;
+      sub->signers = batch->signers;
       sub->events = std::move(kept);
-      route.output->submit(std::move(sub), AckShare(delivery));
+      kept.clear();
+      out->submit(std::move(sub), AckShare(delivery));
     }
   }
   if (!any) unmatched_->inc(batch->events.size());

@@ -24,9 +24,12 @@ class EventPredicate {
   virtual ~EventPredicate() = default;
   // True when the answer is the same for every event of a batch (depends on the tag only).
   virtual bool batchConstant() const = 0;
-  // Valid only when batchConstant().
+  // Valid only when batchConstant() and the batch is a Fluentd one (one tag).
   virtual bool matchBatch(const Batch& batch) const = 0;
-  virtual bool matchEvent(const Batch& batch, const Event& event) const = 0;
+  // `view` reads `event` (FluentEventView or HekaWireView, built once per event by the
+  // router and shared by every predicate).
+  virtual bool matchEvent(const Batch& batch, const Event& event,
+                          const MessageView& view) const = 0;
 };
 using EventPredicatePtr = std::unique_ptr<EventPredicate>;
 
@@ -35,7 +38,10 @@ class TagPredicate : public EventPredicate {
   explicit TagPredicate(TagPattern pattern) : pattern_(std::move(pattern)) {}
   bool batchConstant() const override { return true; }
   bool matchBatch(const Batch& batch) const override { return pattern_.matches(batch.tag); }
-  bool matchEvent(const Batch& batch, const Event&) const override { return matchBatch(batch); }
+  // A Heka message's tag is its Type.
+  bool matchEvent(const Batch&, const Event&, const MessageView& view) const override {
+    return pattern_.matches(view.stringVar(StringVar::Type));
+  }
 
  private:
   TagPattern pattern_;
@@ -48,10 +54,28 @@ class MessageMatcherPredicate : public EventPredicate {
   explicit MessageMatcherPredicate(std::unique_ptr<Matcher> m) : matcher_(std::move(m)) {}
   bool batchConstant() const override { return matcher_->readsOnlyType(); }
   bool matchBatch(const Batch& batch) const override;
-  bool matchEvent(const Batch& batch, const Event& event) const override;
+  bool matchEvent(const Batch&, const Event&, const MessageView& view) const override {
+    return matcher_->matches(view);
+  }
 
  private:
   std::unique_ptr<Matcher> matcher_;
+};
+
+// Heka's `message_signer`: only events whose framing header was verified for this signer
+// (unsigned events and Fluentd events never match).
+class SignerPredicate : public EventPredicate {
+ public:
+  explicit SignerPredicate(std::string signer) : signer_(std::move(signer)) {}
+  bool batchConstant() const override { return false; }
+  bool matchBatch(const Batch&) const override { return false; }
+  bool matchEvent(const Batch& batch, const Event& event, const MessageView&) const override {
+    return event.signer != 0 && event.signer <= batch.signers.size() &&
+           batch.signers[event.signer - 1] == signer_;
+  }
+
+ private:
+  std::string signer_;
 };
 
 // Both must hold (`match` and `message_matcher` given together).
@@ -62,8 +86,8 @@ class AndPredicate : public EventPredicate {
   bool matchBatch(const Batch& batch) const override {
     return a_->matchBatch(batch) && b_->matchBatch(batch);
   }
-  bool matchEvent(const Batch& batch, const Event& e) const override {
-    return a_->matchEvent(batch, e) && b_->matchEvent(batch, e);
+  bool matchEvent(const Batch& batch, const Event& e, const MessageView& v) const override {
+    return a_->matchEvent(batch, e, v) && b_->matchEvent(batch, e, v);
   }
 
  private:
@@ -95,6 +119,9 @@ class Router {
   // tag → one flag per route; bounded, cleared when full.
   std::unordered_map<std::string, std::vector<uint8_t>> tag_cache_;
   static constexpr size_t kTagCacheMax = 4096;
+  // Scratch reused across route() calls: routes evaluated per event, and their events.
+  std::vector<size_t> per_event_;
+  std::vector<std::vector<Event>> kept_;
   Counter* unmatched_;
   Counter* batches_;
   Counter* events_;

@@ -30,11 +30,17 @@ std::vector<EventPredicatePtr> compileMatchers(const Config& config) {
       if (!m) pc.fail("message_matcher", "invalid matcher: " + error);
       expr = std::make_unique<MessageMatcherPredicate>(std::move(m));
     }
+    EventPredicatePtr p;
     if (tag && expr) {
-      out.push_back(std::make_unique<AndPredicate>(std::move(tag), std::move(expr)));
+      p = std::make_unique<AndPredicate>(std::move(tag), std::move(expr));
     } else {
-      out.push_back(tag ? std::move(tag) : std::move(expr));
+      p = tag ? std::move(tag) : std::move(expr);
     }
+    if (pc.has("message_signer") && !pc.str("message_signer").empty()) {
+      p = std::make_unique<AndPredicate>(
+          std::make_unique<SignerPredicate>(pc.str("message_signer")), std::move(p));
+    }
+    out.push_back(std::move(p));
   }
   return out;
 }
@@ -63,12 +69,12 @@ void Server::start() {
   auto matchers = compileMatchers(config_);
   for (size_t k = 0; k < config_.outputs.size(); ++k) {
     const PluginConfig& pc = config_.outputs[k];
-    PluginContext ctx{loop_, &router_, &stats_, &pc, hostname_};
+    PluginContext ctx{loop_, &router_, &stats_, &pc, hostname_, &config_};
     outputs_.push_back(registry_.find(pc.type)->make_output(ctx));
     router_.addRoute(pc.name, std::move(matchers[k]), outputs_.back().get());
   }
   for (const PluginConfig& pc : config_.inputs) {
-    PluginContext ctx{loop_, &router_, &stats_, &pc, hostname_};
+    PluginContext ctx{loop_, &router_, &stats_, &pc, hostname_, &config_};
     inputs_.push_back(registry_.find(pc.type)->make_input(ctx));
   }
   for (auto& in : inputs_)

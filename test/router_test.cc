@@ -39,7 +39,8 @@ class EvenTimePredicate : public ferry::EventPredicate {
  public:
   bool batchConstant() const override { return false; }
   bool matchBatch(const ferry::Batch&) const override { return false; }
-  bool matchEvent(const ferry::Batch&, const ferry::Event& e) const override {
+  bool matchEvent(const ferry::Batch&, const ferry::Event& e,
+                  const ferry::MessageView&) const override {
     return e.time_ns % 2 == 0;
   }
 };
