@@ -137,6 +137,23 @@ OptionValue convert(const OptionSpec& spec, const toml::value& v, const std::str
       }
       break;
     }
+    case OptionType::Table: {
+      if (!v.is_table()) wrong("a table, e.g. [" + key + "]");
+      for (const auto& kv : v.as_table()) {
+        const toml::value& e = kv.second;
+        if (e.is_string()) {
+          out.table[kv.first] = e.as_string().str;
+        } else if (e.is_integer()) {
+          out.table[kv.first] = std::to_string(e.as_integer());
+        } else if (e.is_boolean()) {
+          out.table[kv.first] = e.as_boolean() ? "true" : "false";
+        } else {
+          throw ConfigError(file, lineOf(e), key + "." + kv.first,
+                            "expected a string, integer or boolean");
+        }
+      }
+      break;
+    }
     case OptionType::Duration: {
       if (v.is_integer() && v.as_integer() == 0) {
         out.i = 0;
@@ -185,6 +202,7 @@ OptionValue defaultValue(const OptionSpec& spec) {
       out.i = parseDurationMs(d).value();
       break;
     case OptionType::Signers:
+    case OptionType::Table:
       break;
   }
   return out;
@@ -365,6 +383,14 @@ std::string valueText(const OptionValue& v) {
       return formatSize(static_cast<uint64_t>(v.i));
     case OptionType::Duration:
       return formatDurationMs(v.i);
+    case OptionType::Table: {
+      std::string out = "{";
+      for (const auto& [k, val] : v.table) {
+        out += (out.size() > 1 ? ", " : "") + k + " = " +
+               (k.find("key") != std::string::npos ? std::string("(hidden)") : val);
+      }
+      return out + "}";
+    }
     case OptionType::Signers: {
       std::string out = "{";
       for (const auto& [id, k] : v.signers)

@@ -23,6 +23,8 @@ const char* optionTypeName(OptionType t) {
       return "array of strings";
     case OptionType::Signers:
       return "signer tables";
+    case OptionType::Table:
+      return "table";
   }
   return "?";
 }

@@ -13,7 +13,9 @@ namespace ferry {
 
 // Signers: Heka's `[<plugin>.signer.<name>_<version>] hmac_key = "..."` sub-tables,
 // kept as "<name>_<version>" → key.
-enum class OptionType { String, Int, Bool, Size, Duration, Float, StringList, Signers };
+// Table: a sub-table of scalars (e.g. an output's `[out.signer]` with name, hmac_hash,
+// hmac_key, version), kept as key → value text; the plugin's validate hook checks it.
+enum class OptionType { String, Int, Bool, Size, Duration, Float, StringList, Signers, Table };
 
 const char* optionTypeName(OptionType t);
 
@@ -43,6 +45,7 @@ struct OptionValue {
   double f = 0;
   std::vector<std::string> list;
   std::map<std::string, std::string> signers;  // Signers: "<name>_<version>" → hmac_key
+  std::map<std::string, std::string> table;    // Table: key → value as text
   int line = 0;
   bool is_set = false;  // false: a declared option with no value and no default
 };
