@@ -72,6 +72,14 @@ TEST_CASE("the default config file is valid", "[config]") {
   CHECK_NOTHROW(ferry::compileMatchers(cfg));
 }
 
+TEST_CASE("the container config is valid", "[config]") {
+  auto cfg = ferry::loadConfigFile(std::string(FERRY_SOURCE_DIR) + "/docker/ferry.toml", registry());
+  REQUIRE(cfg.inputs.size() == 1);
+  CHECK(cfg.inputs[0].str("address") == "0.0.0.0:24224");
+  CHECK(cfg.inputs[0].str("payload_key") == "log");
+  CHECK_NOTHROW(ferry::compileMatchers(cfg));
+}
+
 TEST_CASE("config errors name file, line and key", "[config]") {
   SECTION("unknown key") {
     auto m = errorOf("[ForwardInput]\naddress = \"127.0.0.1:1\"\nmax_frame = 3\n");
