@@ -34,6 +34,28 @@ std::string boundText(const OptionSpec& spec, int64_t v) {
   }
 }
 
+// A table whose values are scalars, as key → text.
+std::map<std::string, std::string> scalarTable(const toml::value& v, const std::string& file,
+                                               const std::string& key) {
+  std::map<std::string, std::string> out;
+  for (const auto& kv : v.as_table()) {
+    const toml::value& e = kv.second;
+    if (e.is_string()) {
+      out[kv.first] = e.as_string().str;
+    } else if (e.is_integer()) {
+      out[kv.first] = std::to_string(e.as_integer());
+    } else if (e.is_boolean()) {
+      out[kv.first] = e.as_boolean() ? "true" : "false";
+    } else if (e.is_floating()) {
+      out[kv.first] = fmt::format("{}", e.as_floating());
+    } else {
+      throw ConfigError(file, lineOf(e), key + "." + kv.first,
+                        "expected a string, number or boolean");
+    }
+  }
+  return out;
+}
+
 OptionValue convert(const OptionSpec& spec, const toml::value& v, const std::string& file,
                     const std::string& key) {
   OptionValue out;
@@ -137,23 +159,20 @@ OptionValue convert(const OptionSpec& spec, const toml::value& v, const std::str
       }
       break;
     }
-    case OptionType::Table: {
+    case OptionType::Table:
       if (!v.is_table()) wrong("a table, e.g. [" + key + "]");
-      for (const auto& kv : v.as_table()) {
-        const toml::value& e = kv.second;
-        if (e.is_string()) {
-          out.table[kv.first] = e.as_string().str;
-        } else if (e.is_integer()) {
-          out.table[kv.first] = std::to_string(e.as_integer());
-        } else if (e.is_boolean()) {
-          out.table[kv.first] = e.as_boolean() ? "true" : "false";
-        } else {
-          throw ConfigError(file, lineOf(e), key + "." + kv.first,
-                            "expected a string, integer or boolean");
+      out.table = scalarTable(v, file, key);
+      break;
+    case OptionType::TableList:
+      if (!v.is_array()) wrong("an array of tables, e.g. " + key + " = [{...}, {...}]");
+      for (const auto& e : v.as_array()) {
+        if (!e.is_table()) {
+          throw ConfigError(file, lineOf(e), key, "expected an array of tables");
         }
+        out.tables.push_back(scalarTable(e, file, key));
+        out.table_lines.push_back(lineOf(e));
       }
       break;
-    }
     case OptionType::Duration: {
       if (v.is_integer() && v.as_integer() == 0) {
         out.i = 0;
@@ -203,6 +222,7 @@ OptionValue defaultValue(const OptionSpec& spec) {
       break;
     case OptionType::Signers:
     case OptionType::Table:
+    case OptionType::TableList:
       break;
   }
   return out;
@@ -390,6 +410,20 @@ std::string valueText(const OptionValue& v) {
                (k.find("key") != std::string::npos ? std::string("(hidden)") : val);
       }
       return out + "}";
+    }
+    case OptionType::TableList: {
+      std::string out = "[";
+      for (const auto& t : v.tables) {
+        out += out.size() > 1 ? ", {" : "{";
+        bool first = true;
+        for (const auto& [k, val] : t) {
+          out += (first ? "" : ", ") + k + " = " +
+                 (k.find("key") != std::string::npos || k == "password" ? "(hidden)" : val);
+          first = false;
+        }
+        out += "}";
+      }
+      return out + "]";
     }
     case OptionType::Signers: {
       std::string out = "{";

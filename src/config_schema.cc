@@ -25,6 +25,8 @@ const char* optionTypeName(OptionType t) {
       return "signer tables";
     case OptionType::Table:
       return "table";
+    case OptionType::TableList:
+      return "array of tables";
   }
   return "?";
 }

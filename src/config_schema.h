@@ -15,7 +15,20 @@ namespace ferry {
 // kept as "<name>_<version>" → key.
 // Table: a sub-table of scalars (e.g. an output's `[out.signer]` with name, hmac_hash,
 // hmac_key, version), kept as key → value text; the plugin's validate hook checks it.
-enum class OptionType { String, Int, Bool, Size, Duration, Float, StringList, Signers, Table };
+// TableList: an array of such tables (`servers = [{host = "a", port = 24224}, ...]` or
+// `[[out.servers]]`), each kept like a Table.
+enum class OptionType {
+  String,
+  Int,
+  Bool,
+  Size,
+  Duration,
+  Float,
+  StringList,
+  Signers,
+  Table,
+  TableList
+};
 
 const char* optionTypeName(OptionType t);
 
@@ -46,6 +59,8 @@ struct OptionValue {
   std::vector<std::string> list;
   std::map<std::string, std::string> signers;  // Signers: "<name>_<version>" → hmac_key
   std::map<std::string, std::string> table;    // Table: key → value as text
+  std::vector<std::map<std::string, std::string>> tables;  // TableList
+  std::vector<int> table_lines;                            // TableList: line of each
   int line = 0;
   bool is_set = false;  // false: a declared option with no value and no default
 };

@@ -53,6 +53,10 @@ struct PluginContext {
   std::string hostname;  // [ferry] hostname, or this machine's name
   // The whole config: for tables that name others (`splitter = "..."`) and [ferry].
   const Config* full_config = nullptr;
+  // Finds another configured output by name (e.g. a `secondary`); null when unknown.
+  // Valid once every output is built: call it from start-up or later, not in a
+  // constructor.
+  std::function<Output*(const std::string&)> find_output;
 };
 
 struct PluginType {

@@ -48,6 +48,15 @@ std::vector<EventPredicatePtr> compileMatchers(const Config& config) {
 Server::Server(uv_loop_t* loop, Config config, const PluginRegistry& registry)
     : loop_(loop), config_(std::move(config)), registry_(registry), router_(stats_) {}
 
+std::function<Output*(const std::string&)> Server::findOutput() {
+  return [this](const std::string& name) -> Output* {
+    for (size_t k = 0; k < config_.outputs.size() && k < outputs_.size(); ++k) {
+      if (config_.outputs[k].name == name) return outputs_[k].get();
+    }
+    return nullptr;
+  };
+}
+
 Server::~Server() {
   for (uv_signal_t* s : signals_) {
     uv_close(reinterpret_cast<uv_handle_t*>(s),
@@ -69,12 +78,12 @@ void Server::start() {
   auto matchers = compileMatchers(config_);
   for (size_t k = 0; k < config_.outputs.size(); ++k) {
     const PluginConfig& pc = config_.outputs[k];
-    PluginContext ctx{loop_, &router_, &stats_, &pc, hostname_, &config_};
+    PluginContext ctx{loop_, &router_, &stats_, &pc, hostname_, &config_, findOutput()};
     outputs_.push_back(registry_.find(pc.type)->make_output(ctx));
     router_.addRoute(pc.name, std::move(matchers[k]), outputs_.back().get());
   }
   for (const PluginConfig& pc : config_.inputs) {
-    PluginContext ctx{loop_, &router_, &stats_, &pc, hostname_, &config_};
+    PluginContext ctx{loop_, &router_, &stats_, &pc, hostname_, &config_, findOutput()};
     inputs_.push_back(registry_.find(pc.type)->make_input(ctx));
   }
   for (auto& in : inputs_)

@@ -41,6 +41,7 @@ class Server {
 
  private:
   static void onSignal(uv_signal_t* h, int signum);
+  std::function<Output*(const std::string&)> findOutput();
   void flushOutputs();
   void finish();
 
