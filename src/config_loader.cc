@@ -159,10 +159,28 @@ OptionValue convert(const OptionSpec& spec, const toml::value& v, const std::str
       }
       break;
     }
-    case OptionType::Table:
+    case OptionType::Table: {
       if (!v.is_table()) wrong("a table, e.g. [" + key + "]");
-      out.table = scalarTable(v, file, key);
+      // A Table may also hold arrays of scalar tables (ForwardInput's security.users, as
+      // `users = [{...}]` or `[[<plugin>.security.users]]`). Their entries go to `tables`,
+      // with the key each came from in `list` and its line in `table_lines`.
+      toml::value scalars = v;
+      for (const auto& kv : v.as_table()) {
+        if (!kv.second.is_array()) continue;
+        scalars.as_table().erase(kv.first);
+        for (const auto& entry : kv.second.as_array()) {
+          if (!entry.is_table()) {
+            throw ConfigError(file, lineOf(entry), key + "." + kv.first,
+                              "expected a string, number, boolean or an array of tables");
+          }
+          out.tables.push_back(scalarTable(entry, file, key + "." + kv.first));
+          out.list.push_back(kv.first);
+          out.table_lines.push_back(lineOf(entry));
+        }
+      }
+      out.table = scalarTable(scalars, file, key);
       break;
+    }
     case OptionType::TableList:
       if (!v.is_array()) wrong("an array of tables, e.g. " + key + " = [{...}, {...}]");
       for (const auto& e : v.as_array()) {
@@ -341,6 +359,12 @@ Config build(const toml::value& root, const std::string& file, const PluginRegis
   } else {
     fillOptions(cfg.global, toml::value(toml::table{}), PluginRegistry::globalOptions(), file);
   }
+  for (const auto* list : {&cfg.inputs, &cfg.outputs}) {
+    for (const PluginConfig& pc : *list) {
+      const PluginType* pt = registry.find(pc.type);
+      if (pt && pt->validate_with_config) pt->validate_with_config(pc, cfg);
+    }
+  }
   const std::string& level = cfg.global.str("log_level");
   static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn", "error", "off"};
   if (!kLevels.count(level)) {
@@ -408,6 +432,16 @@ std::string valueText(const OptionValue& v) {
       for (const auto& [k, val] : v.table) {
         out += (out.size() > 1 ? ", " : "") + k + " = " +
                (k.find("key") != std::string::npos ? std::string("(hidden)") : val);
+      }
+      for (size_t i = 0; i < v.tables.size() && i < v.list.size(); ++i) {
+        out += (out.size() > 1 ? ", " : "") + v.list[i] + " = {";
+        bool first = true;
+        for (const auto& [k, val] : v.tables[i]) {
+          out += (first ? "" : ", ") + k + " = " +
+                 (k.find("key") != std::string::npos || k == "password" ? "(hidden)" : val);
+          first = false;
+        }
+        out += "}";
       }
       return out + "}";
     }

@@ -64,6 +64,9 @@ struct PluginType {
   PluginKind kind = PluginKind::Input;
   std::string summary;
   std::vector<OptionSpec> options;
+  // Checks that read other tables (`splitter = "name"`); runs once the whole file is
+  // loaded, so --check-config sees them too.
+  std::function<void(const PluginConfig&, const Config&)> validate_with_config;
   // Checks that need more than one option's type and bounds (an address that parses);
   // throws ConfigError through PluginConfig::fail. Runs at load, so --check-config
   // catches what start would.

@@ -1,6 +1,7 @@
-// ForwardInput: listener, UDP heartbeat, connection limit, drain on shutdown.
+// ForwardInput: listener, UDP heartbeat, connection limit, security options, drain on shutdown.
 #include "src/forward/forward_input.h"
 
+#include <set>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -61,6 +62,7 @@ ForwardInput::ForwardInput(const PluginContext& ctx)
   idle_timeout_ms_ = cfg.durationMs("idle_timeout");
   max_connections_ = cfg.integer("max_connections");
   udp_heartbeat_ = cfg.boolean("udp_heartbeat");
+  security_ = securityOptions(cfg);
 
   StatsRegistry& st = *ctx.stats;
   auto c = [&](const char* n) { return &st.counter(name_, n); };
@@ -87,6 +89,10 @@ ForwardInput::ForwardInput(const PluginContext& ctx)
       c("acks_sent"),
       c("acks_withheld"),
       c("json_connections"),
+      c("handshakes"),
+      c("auth_failures"),
+      c("handshake_errors"),
+      c("handshake_timeouts"),
   };
 }
 
@@ -144,8 +150,8 @@ void ForwardInput::start() {
                                            address_, uv_strerror(rc)));
     }
   }
-  spdlog::info("[{}] listening on {} (tcp{})", name_, address_,
-               udp_heartbeat_ ? ", udp heartbeat" : "");
+  spdlog::info("[{}] listening on {} (tcp{}{})", name_, address_,
+               udp_heartbeat_ ? ", udp heartbeat" : "", security_ ? ", shared-key handshake" : "");
 }
 
 void ForwardInput::onUdpRecv(uv_udp_t* h, ssize_t nread, const uv_buf_t*, const sockaddr* addr,
@@ -224,6 +230,88 @@ void ForwardInput::onSessionClosed(ForwardSession* s) {
   onSessionDrained();
 }
 
+std::shared_ptr<const handshake::ServerOptions> securityOptions(const PluginConfig& cfg) {
+  if (!cfg.has("security")) return nullptr;
+  const OptionValue& sec = cfg.get("security");
+  const std::string base = cfg.name + ".security.";
+  // Table values carry no line of their own: errors point at the table (or the entry).
+  auto fail = [&](int line, const std::string& key, const std::string& what) {
+    throw ConfigError(cfg.file, line > 0 ? line : cfg.line, base + key, what);
+  };
+  static const std::set<std::string> kScalars = {"self_hostname", "shared_key", "user_auth",
+                                                 "allow_anonymous_source"};
+  for (const auto& [key, value] : sec.table) {
+    if (key == "users") {
+      fail(sec.line, key,
+           "expected an array of tables: users = [{username = \"...\", "
+           "password = \"...\"}]");
+    }
+    if (!kScalars.count(key)) {
+      fail(sec.line, key,
+           "unknown key for ForwardInput security (known keys: self_hostname, shared_key, "
+           "user_auth, allow_anonymous_source, users)");
+    }
+  }
+  for (size_t i = 0; i < sec.list.size(); ++i) {
+    if (sec.list[i] != "users") {
+      fail(sec.table_lines[i], sec.list[i],
+           "unknown key for ForwardInput security (only users is an array of tables)");
+    }
+  }
+  auto text = [&](const std::string& key) -> std::string {
+    auto it = sec.table.find(key);
+    if (it == sec.table.end()) fail(sec.line, key, "required key is missing");
+    if (it->second.empty()) fail(sec.line, key, "must not be empty");
+    return it->second;
+  };
+  auto flag = [&](const std::string& key, bool fallback) {
+    auto it = sec.table.find(key);
+    if (it == sec.table.end()) return fallback;
+    if (it->second != "true" && it->second != "false")
+      fail(sec.line, key, "expected true or false");
+    return it->second == "true";
+  };
+  auto o = std::make_shared<handshake::ServerOptions>();
+  o->self_hostname = text("self_hostname");
+  o->shared_key = text("shared_key");
+  o->user_auth = flag("user_auth", false);
+  o->allow_anonymous_source = flag("allow_anonymous_source", true);
+  if (!o->allow_anonymous_source) {
+    // Fluentd requires <client> entries with this; ferry has no client list yet, so every
+    // peer would be refused.
+    fail(sec.line, "allow_anonymous_source",
+         "false needs a list of known clients (Fluentd's <client>), which ferry does not "
+         "support: every connection would be refused");
+  }
+  for (size_t i = 0; i < sec.tables.size(); ++i) {
+    const auto& entry = sec.tables[i];
+    const int line = sec.table_lines[i];
+    const std::string at = fmt::format("users[{}].", i);
+    for (const auto& [key, value] : entry) {
+      if (key != "username" && key != "password") {
+        fail(line, at + key, "unknown key for a user (known keys: username, password)");
+      }
+    }
+    for (const char* key : {"username", "password"}) {
+      auto it = entry.find(key);
+      if (it == entry.end()) fail(line, at + key, "required key is missing");
+      if (it->second.empty()) fail(line, at + key, "must not be empty");
+    }
+    o->users.push_back({entry.at("username"), entry.at("password")});
+  }
+  if (o->user_auth && o->users.empty()) {
+    fail(sec.line, "users",
+         "user_auth = true needs at least one user: "
+         "users = [{username = \"...\", password = \"...\"}]");
+  }
+  if (!o->user_auth && !o->users.empty()) {
+    // Fluentd ignores them silently; a user who wrote them surely meant them checked.
+    fail(sec.table_lines[0], "users",
+         "users are only checked with user_auth = true: set it, or remove the users");
+  }
+  return o;
+}
+
 PluginType forwardInputType() {
   return PluginType{
       .name = "ForwardInput",
@@ -231,7 +319,8 @@ PluginType forwardInputType() {
       .summary =
           "Fluentd forward protocol server: Message, Forward, PackedForward and "
           "CompressedPackedForward (gzip), EventTime/integer/float/v1.5 times, acks, "
-          "JSON connections, and the UDP heartbeat on the same port.",
+          "JSON connections, the UDP heartbeat on the same port, and the shared-key "
+          "handshake (`[<input>.security]`).",
       .options =
           {
               {.key = "address",
@@ -300,6 +389,14 @@ PluginType forwardInputType() {
                .max = 86'400'000,
                .description = "Close a connection that sent nothing for this long and is not "
                               "waiting for an ack (`connections_idle_closed`); 0 = never."},
+              {.key = "security",
+               .type = OptionType::Table,
+               .reloadable = false,
+               .description =
+                   "Fluentd's `<security>`: `[<input>.security]` with `self_hostname` and "
+                   "`shared_key` (both required), `user_auth` (default false), `users = "
+                   "[{username, password}]`. Every connection must complete the HELO/PING/PONG "
+                   "handshake within `idle_timeout` (docs/forward-input.md)."},
           },
       .validate =
           [](const PluginConfig& cfg) {
@@ -310,6 +407,7 @@ PluginType forwardInputType() {
                        "\"[::1]:24224\" (host names are not resolved), got \"" +
                            cfg.str("address") + "\"");
             }
+            securityOptions(cfg);
           },
       .make_input = [](const PluginContext& ctx) -> std::unique_ptr<Input> {
         return std::make_unique<ForwardInput>(ctx);

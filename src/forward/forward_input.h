@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include "src/forward/forward_decoder.h"
+#include "src/forward/forward_handshake.h"
 #include "src/forward/forward_session.h"
 #include "src/plugin.h"
 
@@ -34,6 +35,8 @@ class ForwardInput : public Input {
   const Limits& limits() const { return limits_; }
   int64_t idleTimeoutMs() const { return idle_timeout_ms_; }
   InputCounters& counters() { return counters_; }
+  // The shared-key handshake settings; null when `[<input>.security]` is not set.
+  const std::shared_ptr<const handshake::ServerOptions>& security() const { return security_; }
   void onSessionClosed(ForwardSession* s);
   void onSessionDrained();
 
@@ -51,12 +54,17 @@ class ForwardInput : public Input {
   int64_t idle_timeout_ms_;
   int64_t max_connections_;
   bool udp_heartbeat_;
+  std::shared_ptr<const handshake::ServerOptions> security_;
   InputCounters counters_;
   uv_tcp_t* listener_ = nullptr;
   uv_udp_t* udp_ = nullptr;
   std::set<ForwardSession*> sessions_;
   std::function<void()> drain_done_;
 };
+
+// The handshake settings of `[<input>.security]`, validated; null when it is not set.
+// Throws ConfigError naming the file, line and key (e.g. `in.security.shared_key`).
+std::shared_ptr<const handshake::ServerOptions> securityOptions(const PluginConfig& cfg);
 
 // Parses "host:port", "[v6]:port" or ":port" (all interfaces). False on bad syntax.
 bool parseHostPort(const std::string& text, std::string& host, int& port);

@@ -1,10 +1,13 @@
-// ForwardSession: read → split → decode → route, and ordered acks.
+// ForwardSession: read → split → decode → route, and ordered acks; with security, the
+// handshake first (HELO on accept, one PING, then PONG) under a deadline.
 #include "src/forward/forward_session.h"
 
 #include <sys/ioctl.h>
 
 #include <ctime>
+#include <exception>
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "src/forward/forward_input.h"
@@ -50,8 +53,22 @@ ForwardSession::~ForwardSession() {
 void ForwardSession::start() {
   read_buf_.resize(kReadSize);
   uv_tcp_nodelay(&tcp_, 1);
+  if (input_.security()) {
+    try {
+      handshake_.emplace(input_.security());
+    } catch (const std::exception& e) {
+      // No random nonce, no handshake: refuse the connection rather than weaken it.
+      spdlog::error("[{}] cannot start the handshake: {}", input_.name(), e.what());
+      close();
+      return;
+    }
+    // The server speaks first; the client answers the HELO with its PING.
+    writeBytes(handshake_->heloMessage(), 0);
+    if (closing_) return;
+  }
   uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), &ForwardSession::onAlloc,
                 &ForwardSession::onRead);
+  // During the handshake this is its deadline: reads do not extend it (see onRead).
   resetIdle();
 }
 
@@ -64,6 +81,14 @@ void ForwardSession::resetIdle() {
 
 void ForwardSession::onIdle(uv_timer_t* t) {
   auto* self = static_cast<ForwardSession*>(t->data);
+  if (self->handshake_) {
+    // Unauthenticated peers get idle_timeout in total, however they trickle bytes.
+    self->input_.counters().handshake_timeouts->inc();
+    spdlog::warn("[{}] closing connection from {}: no valid PING within idle_timeout",
+                 self->input_.name(), self->peerAddress());
+    self->close();
+    return;
+  }
   if (!self->acks_->slots.empty() || self->writes_in_flight_ > 0) {
     // The client is waiting for acks, not idle: closing now would make it resend.
     self->resetIdle();
@@ -84,7 +109,7 @@ void ForwardSession::onRead(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) 
   auto* self = static_cast<ForwardSession*>(s->data);
   if (nread > 0) {
     self->input_.counters().bytes->inc(static_cast<uint64_t>(nread));
-    self->resetIdle();
+    if (!self->handshake_) self->resetIdle();
     self->handleBytes(buf->base, static_cast<size_t>(nread));
     if (!self->closing_ && self->draining_) self->checkDrained();
     return;
@@ -110,7 +135,20 @@ void ForwardSession::handleBytes(const char* data, size_t n) {
 void ForwardSession::processFrames() {
   while (!closing_) {
     Status st = splitter_.next(frame_);
-    if (st.code == StatusCode::NeedMore) return;
+    if (handshake_ && splitter_.isJson()) {
+      // The handshake is msgpack only (SPEC-v1): a JSON client cannot authenticate.
+      failHandshake(input_.counters().handshake_errors, "a JSON connection cannot authenticate",
+                    "");
+      return;
+    }
+    if (st.code == StatusCode::NeedMore) {
+      if (handshake_ && splitter_.buffered() > handshake::kMaxMessageSize) {
+        failHandshake(input_.counters().handshake_errors,
+                      fmt::format("more than {} bytes before a PING", handshake::kMaxMessageSize),
+                      handshake::failurePong(handshake::kReasonInvalidPing));
+      }
+      return;
+    }
     if (st.code == StatusCode::CloseStream) {
       auto& c = input_.counters();
       if (st.message.find("max_frame_size") != std::string::npos) {
@@ -123,6 +161,11 @@ void ForwardSession::processFrames() {
       sendAcks();  // acks already owed for the good requests before the bad bytes
       close();
       return;
+    }
+    if (handshake_) {
+      if (!handleHandshakeFrame(frame_)) return;
+      frame_.clear();
+      continue;
     }
     if (splitter_.isJson() && !json_counted_) {
       json_counted_ = true;
@@ -194,6 +237,61 @@ void ForwardSession::handleFrame(std::string&& frame) {
   hold.accept();
 }
 
+bool ForwardSession::handleHandshakeFrame(const std::string& frame) {
+  auto& c = input_.counters();
+  if (frame.size() > handshake::kMaxMessageSize) {
+    failHandshake(c.handshake_errors, fmt::format("a {}-byte request before a PING", frame.size()),
+                  handshake::failurePong(handshake::kReasonInvalidPing));
+    return false;
+  }
+  const std::string peer = peerAddress();
+  const handshake::PingVerdict v = handshake_->verifyPing(frame, false, peer);
+  if (!v.ok) {
+    // A request that is not a PING is a protocol error; a PING that does not match is
+    // an authentication failure (what an operator watches for).
+    Counter* counter =
+        v.reason == handshake::kReasonInvalidPing ? c.handshake_errors : c.auth_failures;
+    failHandshake(counter,
+                  v.client_hostname.empty() ? v.reason
+                                            : fmt::format("{} (hostname \"{}\", username \"{}\")",
+                                                          v.reason, v.client_hostname, v.username),
+                  v.pong);
+    return false;
+  }
+  handshake_.reset();
+  c.handshakes->inc();
+  spdlog::debug("[{}] handshake done with {} (hostname \"{}\")", input_.name(), peer,
+                v.client_hostname);
+  writeBytes(v.pong, 0);
+  if (closing_) return false;
+  resetIdle();  // from here on, the ordinary idle timeout
+  return true;
+}
+
+void ForwardSession::failHandshake(Counter* counter, const std::string& why,
+                                   const std::string& pong) {
+  counter->inc();
+  spdlog::warn("[{}] handshake failed from {}: {}", input_.name(), peerAddress(), why);
+  // Fluentd's behaviour: the failure PONG, then close once it is written.
+  if (!pong.empty()) writeBytes(pong, 0);
+  closeAfterWrites();
+}
+
+std::string ForwardSession::peerAddress() {
+  sockaddr_storage addr{};
+  int len = sizeof(addr);
+  if (uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return "?";
+  char host[64] = {0};
+  if (addr.ss_family == AF_INET6) {
+    const auto* a6 = reinterpret_cast<const sockaddr_in6*>(&addr);
+    uv_ip6_name(a6, host, sizeof(host));
+    return fmt::format("[{}]:{}", host, ntohs(a6->sin6_port));
+  }
+  const auto* a4 = reinterpret_cast<const sockaddr_in*>(&addr);
+  uv_ip4_name(a4, host, sizeof(host));
+  return fmt::format("{}:{}", host, ntohs(a4->sin_port));
+}
+
 void ForwardSession::flushAcks() {
   auto& q = *acks_;
   while (!q.slots.empty() && q.slots.front().state != AckQueue::Slot::State::Pending) {
@@ -230,11 +328,19 @@ void ForwardSession::writeAck(const std::string& chunk) {
 
 void ForwardSession::sendAcks() {
   if (ack_out_.empty() || closing_) return;
+  std::string data;
+  data.swap(ack_out_);
+  const size_t acks = acks_buffered_;
+  acks_buffered_ = 0;
+  writeBytes(std::move(data), acks);
+}
+
+void ForwardSession::writeBytes(std::string data, size_t acks) {
+  if (closing_) return;
   auto* w = new WriteReq{};
   w->session = this;
-  w->data.swap(ack_out_);
-  w->acks = acks_buffered_;
-  acks_buffered_ = 0;
+  w->data = std::move(data);
+  w->acks = acks;
   uv_buf_t buf = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
   w->req.data = w;
   ++writes_in_flight_;
@@ -249,7 +355,7 @@ void ForwardSession::sendAcks() {
           s->close();
           return;
         }
-        s->input_.counters().acks_sent->inc(acks);
+        if (acks > 0) s->input_.counters().acks_sent->inc(acks);
         if (s->close_after_writes_ && s->acks_->slots.empty() && s->writes_in_flight_ == 0) {
           s->close();
         }

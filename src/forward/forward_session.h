@@ -1,16 +1,19 @@
 // One client connection of a ForwardInput: reads bytes, splits and decodes requests,
 // routes the batches, and writes `{"ack": chunk}` replies in request order once every
-// output that matched a chunk has accepted it.
+// output that matched a chunk has accepted it. With `[<input>.security]`, the connection
+// starts with the HELO/PING/PONG handshake and carries no data until it succeeds.
 #pragma once
 
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <uv.h>
 
 #include "src/forward/forward_decoder.h"
+#include "src/forward/forward_handshake.h"
 
 namespace ferry {
 class Router;
@@ -45,6 +48,10 @@ struct InputCounters {
   Counter* acks_sent;
   Counter* acks_withheld;
   Counter* json_connections;
+  Counter* handshakes;          // PINGs accepted
+  Counter* auth_failures;       // wrong shared key or user/password: failure PONG, closed
+  Counter* handshake_errors;    // no PING first (data, JSON, oversized): closed
+  Counter* handshake_timeouts;  // no valid PING within idle_timeout: closed
 };
 
 // The acks a session owes, in request order. Shared with the deliveries in flight, so
@@ -90,6 +97,12 @@ class ForwardSession {
   void processFrames();
   void sendAcks();
   void handleFrame(std::string&& frame);
+  // Handshake phase: the frame must be a valid PING. False when the connection closes.
+  bool handleHandshakeFrame(const std::string& frame);
+  void failHandshake(Counter* counter, const std::string& why, const std::string& pong);
+  std::string peerAddress();
+  // Queues bytes that are not acks (HELO, PONG) on the connection, in order with acks.
+  void writeBytes(std::string data, size_t acks);
   void writeAck(const std::string& chunk);
   void checkDrained();
   void resetIdle();
@@ -111,6 +124,8 @@ class ForwardSession {
   bool in_read_ = false;
   std::string ack_out_;  // acks waiting for the end of the current read
   size_t acks_buffered_ = 0;
+  // Set while the handshake is pending (security on, no valid PING yet).
+  std::optional<handshake::ServerHandshake> handshake_;
 };
 
 }  // namespace ferry::forward

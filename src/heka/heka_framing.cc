@@ -1,9 +1,70 @@
-// HekaFramingSplitter and the unsigned record writer.
+// HekaFramingSplitter, the allocation-free Header decoder (Heka's Go rules: a known field
+// with the wrong wire type is not a header) and the unsigned record writer.
 #include "src/heka/heka_framing.h"
+
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/wire_format_lite.h>
 
 #include "src/heka/message.pb.h"
 
 namespace ferry::heka {
+
+namespace {
+using google::protobuf::internal::WireFormatLite;
+using google::protobuf::io::CodedInputStream;
+
+// Reads a length-delimited value as a view into `bytes`.
+bool readBytes(CodedInputStream& in, std::string_view bytes, std::string_view& out) {
+  uint64_t len = 0;
+  if (!in.ReadVarint64(&len)) return false;
+  const size_t pos = static_cast<size_t>(in.CurrentPosition());
+  if (len > bytes.size() - pos) return false;
+  out = bytes.substr(pos, static_cast<size_t>(len));
+  return in.Skip(static_cast<int>(len));
+}
+}  // namespace
+
+bool parseHekaHeader(std::string_view bytes, HekaHeader& out) {
+  out = HekaHeader{};
+  if (bytes.size() > kMaxHeaderSize) return false;
+  CodedInputStream in(reinterpret_cast<const uint8_t*>(bytes.data()),
+                      static_cast<int>(bytes.size()));
+  while (static_cast<size_t>(in.CurrentPosition()) < bytes.size()) {
+    const uint32_t tag = in.ReadTag();
+    if (tag == 0 || (tag >> 3) == 0) return false;
+    const uint32_t wire = tag & 7;
+    // Heka's (gogo) decoder refuses a known field with the wrong wire type, so a header
+    // that libprotobuf would accept (treating the field as unknown) is "not a header".
+    switch (tag >> 3) {
+      case 1:
+        if (wire != WireFormatLite::WIRETYPE_VARINT || !in.ReadVarint32(&out.message_length))
+          return false;
+        break;
+      case 3:
+        if (wire != WireFormatLite::WIRETYPE_VARINT || !in.ReadVarint32(&out.hash_function))
+          return false;
+        break;
+      case 4:
+        if (wire != WireFormatLite::WIRETYPE_LENGTH_DELIMITED || !readBytes(in, bytes, out.signer))
+          return false;
+        break;
+      case 5:
+        if (wire != WireFormatLite::WIRETYPE_VARINT || !in.ReadVarint32(&out.key_version))
+          return false;
+        break;
+      case 6:
+        if (wire != WireFormatLite::WIRETYPE_LENGTH_DELIMITED || !readBytes(in, bytes, out.hmac))
+          return false;
+        out.has_hmac = true;
+        break;
+      default:
+        if (wire == WireFormatLite::WIRETYPE_END_GROUP || !WireFormatLite::SkipField(&in, tag))
+          return false;
+        break;
+    }
+  }
+  return true;
+}
 
 void HekaFramingSplitter::append(const char* data, size_t n) {
   if (off_ > 0 && (off_ >= buf_.size() || off_ > 64 * 1024)) {
@@ -13,12 +74,18 @@ void HekaFramingSplitter::append(const char* data, size_t n) {
   buf_.append(data, n);
 }
 
+void HekaFramingSplitter::reset() {
+  skipped_bytes_ += buffered();
+  buf_.clear();
+  off_ = 0;
+}
+
 void HekaFramingSplitter::skip(size_t n) {
   off_ += n;
   skipped_bytes_ += n;
 }
 
-bool HekaFramingSplitter::next(std::string& header, std::string& body) {
+bool HekaFramingSplitter::next(HekaRecord& rec) {
   for (;;) {
     const size_t start = buf_.find(static_cast<char>(kRecordSeparator), off_);
     if (start == std::string::npos) {
@@ -33,23 +100,33 @@ bool HekaFramingSplitter::next(std::string& header, std::string& body) {
       skip(1);  // not a header: resynchronise on the next separator
       continue;
     }
-    message::Header h;
-    if (!h.ParsePartialFromArray(buf_.data() + off_ + 2, static_cast<int>(hlen))) {
+    const std::string_view header = std::string_view(buf_).substr(off_ + 2, hlen);
+    if (!parseHekaHeader(header, rec.parsed)) {
       skip(1);
       continue;
     }
-    const size_t len = h.message_length();
+    const size_t len = rec.parsed.message_length;
     if (len > max_message_size_) {
+      // As hekad: the header is invalid, so the search goes on inside the oversized
+      // body (its bytes end up counted as skipped).
       ++oversized_;
       skip(1);
       continue;
     }
     if (buffered() < hlen + 3 + len) return false;
-    header.assign(buf_, off_ + 2, hlen);
-    body.assign(buf_, off_ + 3 + hlen, len);
+    rec.header = header;
+    rec.body = std::string_view(buf_).substr(off_ + 3 + hlen, len);
     off_ += hlen + 3 + len;
     return true;
   }
+}
+
+bool HekaFramingSplitter::next(std::string& header, std::string& body) {
+  HekaRecord rec;
+  if (!next(rec)) return false;
+  header.assign(rec.header);
+  body.assign(rec.body);
+  return true;
 }
 
 std::string frameHekaRecord(std::string_view body) {
