@@ -218,8 +218,9 @@ struct SinkState {
   bool failed = false;
   std::string error;
   uint64_t records = 0;  // benchmark records (the sentinel not counted)
-  uint64_t bytes = 0;
   uint64_t connections = 0;
+  // Every byte received, read by the sender without the lock to keep its window.
+  std::atomic<uint64_t> bytes{0};
 };
 
 class Sink {
@@ -291,6 +292,7 @@ class Sink {
   }
 
   void consume(Conn& c, const char* p, size_t n) {
+    st_.bytes.fetch_add(n, std::memory_order_relaxed);
     uint64_t records = 0;
     bool saw_end = false;
     std::string error;
@@ -334,10 +336,8 @@ class Sink {
       st_.failed = true;
       st_.error = error;
     }
-    if (saw_end || !error.empty()) {
-      st_.done = true;
-      st_.cv.notify_all();
-    }
+    if (saw_end || !error.empty()) st_.done = true;
+    st_.cv.notify_all();  // also wakes a sender waiting for its window
   }
 
   int fd_ = -1;
@@ -371,6 +371,7 @@ int runLoad(const Args& a) {
   const uint64_t timeout_s = a.num("timeout", 300, 1, 86'400);
   const long pid = static_cast<long>(a.num("pid", 0, 0, 1u << 30));
   const std::string path = a.str("path", "");
+  const uint64_t window = a.num("window-mib", 0, 0, 1 << 20) << 20;
 
   std::mt19937_64 rng(20231114);
   const std::string body = size == "fixed" ? fixedBody(rng) : smallBody(rng);
@@ -406,16 +407,31 @@ int runLoad(const Args& a) {
   getrusage(RUSAGE_SELF, &ru0);
   const auto [stat0, clock0] = serverCpu();
   const auto t0 = Clock::now();
+  SinkState& st = sink.state();
   uint64_t left = messages;
+  uint64_t sent = 0;
   while (left > 0) {
+    if (window > 0 && sent > st.bytes.load(std::memory_order_relaxed) + window) {
+      // Closed loop: ferryd's outputs drop the oldest when their queue is full rather
+      // than slow the sender, so an open-loop sender faster than the sink would measure
+      // drops. The sink is never more than `window` behind.
+      std::unique_lock<std::mutex> lk(st.mu);
+      if (!st.cv.wait_for(lk, std::chrono::seconds(timeout_s), [&] {
+            return st.done || sent <= st.bytes.load(std::memory_order_relaxed) + window;
+          })) {
+        die("timed out waiting for the sink to catch up");
+      }
+      if (st.done) break;  // the sink failed
+      continue;
+    }
     const uint64_t n = std::min(left, per_block);
     sendAll(fd, block.data(), n * record.size());
+    sent += n * record.size();
     left -= n;
   }
   const std::string end_record = frame(end);
   sendAll(fd, end_record.data(), end_record.size());
 
-  SinkState& st = sink.state();
   bool done;
   {
     std::unique_lock<std::mutex> lk(st.mu);
@@ -464,13 +480,15 @@ int runFreePort() {
 
 constexpr const char* kUsage = R"(usage:
   ferry_heka_bench load [--port P] [--sink-port Q] [--size fixed|small] [--messages N]
-                        [--pid PID] [--timeout S] [--path LABEL]
+                        [--window-mib W] [--pid PID] [--timeout S] [--path LABEL]
       Listens on 127.0.0.1:Q (a counting sink; 0 = any port), sends N framed Heka
       messages and then an end marker to 127.0.0.1:P in ~256 KiB writes, and waits until
       the end marker reaches the sink. Without --port (or with 0) the load goes straight
       to the sink: the baseline, whose CPU is the sink thread's. Otherwise P is ferryd's
       TcpInput and ferryd must route the marker (Type "bench.end") to a TcpOutput at Q;
-      --pid PID reports that process's CPU during the run. Prints one JSON line.
+      --pid PID reports that process's CPU during the run. With --window-mib W the
+      sender stays at most W MiB ahead of what the sink received (only for paths where
+      every message reaches the sink). Prints one JSON line.
       fixed: heka-flood's fixed message (~1070 bytes); small: a ~180-byte log message.
   ferry_heka_bench free-port
       Prints a currently free TCP port on 127.0.0.1.
@@ -481,8 +499,9 @@ constexpr const char* kUsage = R"(usage:
 int main(int argc, char** argv) {
   const std::string cmd = argc > 1 ? argv[1] : "";
   if (cmd == "load") {
-    return runLoad(
-        parseArgs(argc, argv, {"port", "sink-port", "size", "messages", "pid", "timeout", "path"}));
+    return runLoad(parseArgs(
+        argc, argv,
+        {"port", "sink-port", "size", "messages", "pid", "timeout", "path", "window-mib"}));
   }
   if (cmd == "free-port") return runFreePort();
   std::fputs(kUsage, cmd == "-h" || cmd == "--help" ? stdout : stderr);

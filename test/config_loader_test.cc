@@ -73,7 +73,8 @@ TEST_CASE("the default config file is valid", "[config]") {
 }
 
 TEST_CASE("the container config is valid", "[config]") {
-  auto cfg = ferry::loadConfigFile(std::string(FERRY_SOURCE_DIR) + "/docker/ferry.toml", registry());
+  auto cfg =
+      ferry::loadConfigFile(std::string(FERRY_SOURCE_DIR) + "/docker/ferry.toml", registry());
   REQUIRE(cfg.inputs.size() == 1);
   CHECK(cfg.inputs[0].str("address") == "0.0.0.0:24224");
   CHECK(cfg.inputs[0].str("payload_key") == "log");

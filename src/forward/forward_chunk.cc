@@ -48,6 +48,14 @@ enum class TimeShape { Missing, Integer, EventTime, Array, Other };
 // holds the time our input chose for it.
 TimeShape classify(std::string_view bytes) {
   if (bytes.empty()) return TimeShape::Missing;
+  const auto b0 = static_cast<uint8_t>(bytes[0]);
+  // The common cases by their first bytes (this runs once per event): fixext8 EventTime
+  // and positive fixint; the rest through the generic reader.
+  if (b0 == 0xd7 && bytes.size() == 10 && bytes[1] == 0) {
+    return (bytes[2] | bytes[3] | bytes[4] | bytes[5]) == 0 ? TimeShape::Other
+                                                            : TimeShape::EventTime;
+  }
+  if (b0 >= 0x01 && b0 <= 0x7f) return TimeShape::Integer;
   mp::Value v;
   const auto* p = reinterpret_cast<const uint8_t*>(bytes.data());
   const int64_t n = mp::readValue(p, bytes.size(), v);

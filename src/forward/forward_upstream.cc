@@ -674,7 +674,6 @@ void Connection::fail(Failure why, const std::string& detail) {
   const bool never_connected = state_ == State::Resolving || state_ == State::Connecting;
   std::vector<ChunkPtr> chunks(in_flight_.begin(), in_flight_.end());
   in_flight_.clear();
-  beginClose();
   NodeCounters& c = node_.counters();
   if (why == Failure::ConnectFailed) {
     c.connect_failures->inc();
@@ -687,9 +686,12 @@ void Connection::fail(Failure why, const std::string& detail) {
   // A server that cannot be reached, refuses our handshake, or takes chunks and never
   // acks them gets no more traffic until a heartbeat says it is back (as Fluentd
   // disables the node).
+  // Before the close is reported (which lets the output send here again), and with
+  // nothing in flight here any more, so marking down does not fail this connection twice.
   if ((why == Failure::ConnectFailed && never_connected) || why == Failure::AckTimeout ||
       why == Failure::Handshake)
     node_.markDown(fmt::format("{}: {}", failureName(why), detail));
+  beginClose();
   if (!chunks.empty()) node_.events().onFailed(node_, std::move(chunks), why);
 }
 
@@ -951,7 +953,10 @@ void Node::markDown(const std::string& why) {
 }
 
 void Node::connectionClosed(Connection* c) {
-  if (conn_ == c) conn_ = nullptr;
+  if (conn_ != c) return;
+  conn_ = nullptr;
+  // A closed connection frees the node for a new one (keepalive off: after every chunk).
+  if (!closed_) events_.onCapacity(*this);
 }
 
 void Node::abort(Failure why) {

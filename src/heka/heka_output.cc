@@ -191,6 +191,12 @@ class TcpOutput : public Output {
   void closeConn(Conn* c, int64_t reconnect_delay_ms);
   void rotate(Conn* c);
   void scheduleReconnect(int64_t ms);
+  // Why connecting to `addr` failed; names the address only when `address` is a host
+  // name (an IP address is already in every log line).
+  std::string attemptError(const sockaddr_storage& addr, int status) const {
+    return literal_ ? uv_strerror(status)
+                    : fmt::format("{}: {}", addressText(addr), uv_strerror(status));
+  }
   static void onResolved(uv_getaddrinfo_t* req, int status, addrinfo* res);
   static void onConnect(uv_connect_t* req, int status);
   static void onRead(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
@@ -205,6 +211,7 @@ class TcpOutput : public Output {
   void makeRoom(size_t incoming);
   void dropOldest();
   void dropAll(std::string_view why);
+  void schedulePump();
   void pump();
   void fillChunk(WriteReq& w, uint64_t max_events);
   void appendRecord(std::string& out, std::string_view body);
@@ -242,6 +249,8 @@ class TcpOutput : public Output {
   std::string last_error_;
   uint64_t failed_attempts_ = 0;  // connection attempts failed since the last success
   uv_timer_t* timer_ = nullptr;
+  uv_check_t* check_ = nullptr;  // runs pump() once per loop turn, after the reads
+  bool pump_scheduled_ = false;
   char read_buf_[4096];  // peers send nothing; what they do send is read and discarded
 
   // Everything not yet written: batches to frame, chunks to resend, chunks in libuv.
@@ -271,6 +280,7 @@ class TcpOutput : public Output {
   Counter& queued_bytes_;
   Counter& queued_events_;
   RateLimitedLog drop_log_;
+  std::string drop_what_;  // its text, made once: drops come in bursts
   RateLimitedLog oversize_log_;
 };
 
@@ -322,9 +332,14 @@ TcpOutput::TcpOutput(const PluginContext& ctx)
         "messages wait in memory, up to queue_max_bytes ({} bytes)",
         name_, max_bytes_);
   }
+  drop_what_ =
+      fmt::format("queue full (queue_max_bytes = {}): dropped the oldest events", max_bytes_);
   timer_ = new uv_timer_t;
   uv_timer_init(loop_, timer_);
   timer_->data = this;
+  check_ = new uv_check_t;
+  uv_check_init(loop_, check_);
+  check_->data = this;
   // Connect now rather than on the first message (hekad connects lazily): a wrong peer
   // shows up in the log at start, and the first batch does not wait for a handshake.
   // Nothing here blocks: a peer that is down only schedules a retry.
@@ -346,6 +361,10 @@ TcpOutput::~TcpOutput() {
   if (timer_) {
     uv_close(reinterpret_cast<uv_handle_t*>(timer_),
              [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+  }
+  if (check_) {
+    uv_close(reinterpret_cast<uv_handle_t*>(check_),
+             [](uv_handle_t* h) { delete reinterpret_cast<uv_check_t*>(h); });
   }
   for (WriteReq* w : retry_)
     delete w;
@@ -431,7 +450,7 @@ void TcpOutput::startConnect() {
       conn_ = c;
       return;
     }
-    last_error_ = fmt::format("{}: {}", addressText(addr), uv_strerror(rc));
+    last_error_ = attemptError(addr, rc);
     closeConn(c, -1);
   }
   connectFailed(last_error_);
@@ -443,7 +462,7 @@ void TcpOutput::onConnect(uv_connect_t* req, int status) {
   if (self == nullptr || c->state != ConnState::Connecting) return;  // closed meanwhile
   if (status != 0) {
     const size_t k = self->next_addr_ - 1;
-    self->last_error_ = fmt::format("{}: {}", addressText(self->addrs_[k]), uv_strerror(status));
+    self->last_error_ = self->attemptError(self->addrs_[k], status);
     self->conn_ = nullptr;
     self->closeConn(c, -1);
     self->startConnect();
@@ -645,8 +664,23 @@ void TcpOutput::submit(BatchPtr batch, AckShare ack) {
   // Accepted once queued in memory: Heka's protocol has no acknowledgement, so waiting for
   // the kernel to take the bytes would promise nothing more (heka.md §6.4).
   ack.accept();
-  pump();
+  schedulePump();
   updateGauges();
+}
+
+// One read of a forward connection can carry many one-event batches; writing each as
+// it comes would make a chunk (and a syscall) per event and run into the cap on chunks in
+// flight. The check handle runs right after the loop's I/O phase, so every batch of this
+// turn goes out together.
+void TcpOutput::schedulePump() {
+  if (pump_scheduled_ || check_ == nullptr) return;
+  pump_scheduled_ = true;
+  uv_check_start(check_, [](uv_check_t* h) {
+    auto* self = static_cast<TcpOutput*>(h->data);
+    uv_check_stop(h);
+    self->pump_scheduled_ = false;
+    self->pump();
+  });
 }
 
 // Drops the oldest waiting data until `incoming` fits. A batch larger than the whole
@@ -673,9 +707,7 @@ void TcpOutput::dropOldest() {
   }
   pending_events_ -= n;
   dropped_events_.inc(n);
-  drop_log_.warn(
-      loop_, name_, n,
-      fmt::format("queue full (queue_max_bytes = {}): dropped the oldest events", max_bytes_));
+  drop_log_.warn(loop_, name_, n, drop_what_);
 }
 
 void TcpOutput::dropAll(std::string_view why) {
@@ -893,6 +925,11 @@ void TcpOutput::close() {
     uv_close(reinterpret_cast<uv_handle_t*>(timer_),
              [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
     timer_ = nullptr;
+  }
+  if (check_) {
+    uv_close(reinterpret_cast<uv_handle_t*>(check_),
+             [](uv_handle_t* h) { delete reinterpret_cast<uv_check_t*>(h); });
+    check_ = nullptr;
   }
   if (Conn* c = conn_) {
     conn_ = nullptr;

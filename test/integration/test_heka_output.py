@@ -1,12 +1,10 @@
-# Heka TcpOutput end to end: Fluentd events bridged to framed protobuf (bridge.md), the
-# relay rule against hekad's own TcpOutput captures, a peer that is down or drops the
-# connection, reconnect_after, the memory bound, signing, shutdown and config errors.
-# The peer is a Python sink on 127.0.0.1; messages are decoded with a small protobuf reader.
+# Heka TcpOutput end to end, against a Python sink on 127.0.0.1: Fluentd events bridged
+# (bridge.md), the relay rule on hekad's own captures, peer down or dropping, reconnect_after,
+# the memory bound, signing, shutdown, config errors. Decoded with a small protobuf reader.
 import hashlib
 import hmac
 import json
 import os
-import signal
 import socket
 import struct
 import subprocess
@@ -480,6 +478,10 @@ RELAY_CASES = [
     ("go-client-gen-md5-unknown", "hekad-tcpoutput-md5-unknown", True),
     ("stream-garbage-then-7-valid", "hekad-tcpoutput-after-garbage", False),
     ("stream-oversize-then-2-valid", "hekad-tcpoutput-after-oversize", False),
+    # What hekad relayed from other clients, relayed again: unchanged.
+    ("hekad-tcpoutput-from-heka-node", "hekad-tcpoutput-from-heka-node", False),
+    ("hekad-tcpoutput-from-heka-py-tcp", "hekad-tcpoutput-from-heka-py-tcp", False),
+    ("hekad-tcpoutput-from-heka-py-udp", "hekad-tcpoutput-from-heka-py-udp", False),
 ]
 
 
@@ -640,6 +642,38 @@ def test_queue_bound_drops_oldest(ferry, sinks):
     assert "queue full" in d.stderr()
 
 
+def test_stalled_peer_keeps_memory_bounded(ferry):
+    """A peer that connects but never reads: the kernel buffers fill, then the queue, then
+    the oldest are dropped; the stop is bounded by shutdown_timeout."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # A small receive buffer (inherited by the connection), so the kernel cannot absorb
+    # the whole load by growing it; the handshake completes in the backlog and nothing
+    # is ever read.
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    try:
+        d = ferry(FORWARD_TO_HEKA.replace('shutdown_timeout = "10s"', 'shutdown_timeout = "1s"')
+                  + 'queue_max_bytes = "1MiB"\n', listener.getsockname()[1])
+        s = fluent_sender(d)
+        pad = "s" * 1000
+        for i in range(20000):
+            assert s.emit("stall", {"i": i, "pad": pad})
+        s.close()
+        st = d.wait_out("dropped_events", 1)
+        assert d.out()["connects"] == 1
+        # Never more than the bound plus the one batch being admitted.
+        for _ in range(20):
+            assert d.out()["queued_bytes"] <= (1 << 20) + 1200
+        st = d.wait_out("queued_events", 1)  # the newest are never dropped
+        assert st["events_out"] + st["dropped_events"] + st["queued_events"] == 20000
+        assert st["events_out"] < 15000  # the kernel took a few MB at most
+        assert d.stop() == 0
+        assert "shutdown_timeout reached" in d.stderr()
+    finally:
+        listener.close()
+
+
 # ------------------------------------------------------------------------------------------
 # Signing
 
@@ -780,15 +814,19 @@ def test_config_errors(tmp_path, options, key, what):
 
 
 def test_encoder_must_be_protobuf(tmp_path):
-    # A table name is resolved when the output is built (tables load in file order).
+    # A table name, even one defined further down, is resolved once the file is loaded.
     for options, what in [('address = "127.0.0.1:1"\nencoder = "PayloadEncoder"\n',
                            "not defined in the config"),
                           ('address = "127.0.0.1:1"\nencoder = "dec"\n\n[dec]\n'
                            'type = "ProtobufDecoder"\n', "is a ProtobufDecoder")]:
-        r, _ = check_config(tmp_path, options)
+        r, path = check_config(tmp_path, options, "--check-config")
         assert r.returncode == 1
         err = r.stderr.decode()
+        assert err.startswith(f"ferryd: config error: {path}:"), err
         assert "key 'out.encoder'" in err and what in err, err
+    r, _ = check_config(tmp_path, 'address = "127.0.0.1:1"\nencoder = "enc"\n\n[enc]\n'
+                        'type = "ProtobufEncoder"\n', "--check-config")
+    assert r.returncode == 0, r.stderr
 
 
 def test_encoder_table_and_hekad_keys_are_accepted(tmp_path, ferry, sinks):
