@@ -135,7 +135,7 @@ start_ferryd() {
 # One run; sets `result` to "events_per_s cpu_s_per_m sink_requests" or "" on failure.
 measure() {
   local label="$1" mode="$2" output="$3" ack="$4" compress="$5"
-  local port sink_port="" line cpu0 cpu1 t0 t1 requests="-"
+  local port sink_port="" line cpu0 cpu1 t0 t1 requests="-" r_eps r_cpu r_req
   result=""
   port="$("$BENCH" free-port)"
   if [ "$output" != null ]; then
@@ -174,13 +174,13 @@ measure() {
     -v tck="$CLK_TCK" -v r="$requests" 'BEGIN {
       printf "%.0f %.4f %s", n / (t1 - t0), (c1 - c0) / tck / n * 1e6, r }')"
   if [ -n "$JSON_OUT" ]; then
-    read -r eps cpu req <<<"$result"
+    read -r r_eps r_cpu r_req <<<"$result"
     {
       printf '{"path":"%s","mode":"%s","output":"%s","ack":"%s","compress":"%s","events":%s,' \
         "$label" "$mode" "$output" "$ack" "$compress" "$EVENTS"
       printf '"wall_s":%s,"events_per_s":%s,"ferryd_cpu_s_per_m_events":%s,' \
-        "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')" "$eps" "$cpu"
-      printf '"sink_requests":"%s","load":%s}\n' "$req" "$line"
+        "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')" "$r_eps" "$r_cpu"
+      printf '"sink_requests":"%s","load":%s}\n' "$r_req" "$line"
     } >>"$JSON_OUT"
   fi
 }

@@ -439,31 +439,33 @@ void ForwardOutput::retry(std::vector<ChunkPtr> chunks, Failure why, const Node*
       giveUp(c, std::string(failureName(why)) + ", while stopping");
     return;
   }
-  // One backoff step per failure event, not per chunk: four chunks lost with one
-  // connection are one failure, and retry together after one wait.
-  const int64_t delay = backoff_.next();
-  c_.backoff_waits->inc();
-  c_.backoff_ms->inc(static_cast<uint64_t>(delay));
-  size_t retried = 0;
-  uint64_t events = 0;
+  std::vector<ChunkPtr> again;
   for (auto& c : chunks) {
     ++c->failures;
     if (c->first_failure_ms < 0) c->first_failure_ms = t;
     if (exhausted(*c, t)) {
       giveUp(c, fmt::format("{} failure(s), the last: {}", c->failures, failureName(why)));
-      continue;
+    } else {
+      again.push_back(std::move(c));
     }
+  }
+  if (again.empty()) return;
+  // One backoff step per failure event, not per chunk: four chunks lost with one
+  // connection are one failure, and retry together after one wait.
+  const int64_t delay = backoff_.next();
+  c_.backoff_waits->inc();
+  c_.backoff_ms->inc(static_cast<uint64_t>(delay));
+  const size_t retried = again.size();
+  uint64_t events = 0;
+  for (auto& c : again) {
     c->next_attempt_ms = t + delay;
-    enqueue(c);
-    ++retried;
     events += c->events;
+    enqueue(c);
   }
   c_.retries->inc(retried);
-  if (retried > 0) {
-    spdlog::warn("[{}] {} chunk(s) ({} events) not delivered ({}{}): retrying in {} ms", name_,
-                 retried, events, failureName(why), node ? " on " + node->name() : std::string(),
-                 delay);
-  }
+  spdlog::warn("[{}] {} chunk(s) ({} events) not delivered ({}{}): retrying in {} ms", name_,
+               retried, events, failureName(why), node ? " on " + node->name() : std::string(),
+               delay);
 }
 
 bool ForwardOutput::exhausted(const Chunk& chunk, int64_t t) const {

@@ -283,7 +283,10 @@ Connection::Connection(Node& node)
 
 bool Connection::canTake() const {
   if (state_ == State::Closed) return false;
-  if (single_use_) return carried_ == 0;
+  // Until the HELO says whether the server keeps connections open, one chunk: the rest
+  // of a window would be lost (and resent) if it does not.
+  const bool helo_pending = !node_.spec().shared_key.empty() && state_ != State::Ready;
+  if (single_use_ || helo_pending) return carried_ == 0;
   return in_flight_.size() < settings_.window;
 }
 
@@ -348,7 +351,10 @@ void Connection::startReady() {
     if (state_ != State::Ready) break;
     writeChunk(c);
   }
+  if (state_ != State::Ready) return;
   rearm();
+  // After a handshake the window opens (unless the HELO denied keepalive).
+  if (canTake()) node_.events().onCapacity(node_);
 }
 
 void Connection::writeChunk(const ChunkPtr& chunk) {
