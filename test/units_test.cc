@@ -1,6 +1,7 @@
 // Unit tests for size and duration parsing of config values.
 #include <catch2/catch.hpp>
 
+#include "src/net_address.h"
 #include "src/units.h"
 
 TEST_CASE("sizes", "[units]") {
@@ -37,4 +38,27 @@ TEST_CASE("durations", "[units]") {
   CHECK_FALSE(ferry::parseDurationMs("s"));
   CHECK(ferry::formatDurationMs(600000) == "10m");
   CHECK(ferry::formatDurationMs(250) == "250ms");
+}
+
+TEST_CASE("host:port splitting", "[units][address]") {
+  ferry::HostPort hp;
+  std::string err;
+  REQUIRE(ferry::splitHostPort("127.0.0.1:24224", "h:p", hp, err));
+  CHECK(hp.host == "127.0.0.1");
+  CHECK(hp.port == 24224);
+  CHECK_FALSE(hp.bracketed);
+  REQUIRE(ferry::splitHostPort("[::1]:5565", "h:p", hp, err));
+  CHECK(hp.host == "::1");
+  CHECK(hp.bracketed);
+  REQUIRE(ferry::splitHostPort(":5565", "h:p", hp, err));
+  CHECK(hp.host.empty());
+  CHECK(hp.port == 5565);
+  CHECK_FALSE(ferry::splitHostPort("127.0.0.1", "10.0.0.1:1", hp, err));
+  CHECK(err == "expected host:port, e.g. \"10.0.0.1:1\"");
+  CHECK_FALSE(ferry::splitHostPort("::1:5565", "h:p", hp, err));
+  CHECK(err.find("needs brackets") != std::string::npos);
+  CHECK_FALSE(ferry::splitHostPort("[::1]5565", "h:p", hp, err));
+  CHECK_FALSE(ferry::splitHostPort("h:65536", "h:p", hp, err));
+  CHECK_FALSE(ferry::splitHostPort("h:12a", "h:p", hp, err));
+  CHECK_FALSE(ferry::splitHostPort("h:", "h:p", hp, err));
 }

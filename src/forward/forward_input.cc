@@ -7,33 +7,19 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "src/net_address.h"
 #include "src/router.h"
 #include "src/stats.h"
 
 namespace ferry::forward {
 
 bool parseHostPort(const std::string& text, std::string& host, int& port) {
-  std::string port_text;
-  if (!text.empty() && text[0] == '[') {
-    const auto close = text.find(']');
-    if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':')
-      return false;
-    host = text.substr(1, close - 1);
-    port_text = text.substr(close + 2);
-  } else {
-    const auto colon = text.rfind(':');
-    if (colon == std::string::npos) return false;
-    host = text.substr(0, colon);
-    if (host.find(':') != std::string::npos) return false;  // bare IPv6 needs brackets
-    port_text = text.substr(colon + 1);
-    if (host.empty()) host = "0.0.0.0";
-  }
-  if (port_text.empty() || port_text.size() > 5) return false;
-  for (char c : port_text) {
-    if (c < '0' || c > '9') return false;
-  }
-  port = std::stoi(port_text);
-  return port <= 65535;
+  HostPort hp;
+  std::string error;
+  if (!splitHostPort(text, "127.0.0.1:24224", hp, error)) return false;
+  host = hp.host.empty() ? "0.0.0.0" : hp.host;
+  port = hp.port;
+  return true;
 }
 
 namespace {

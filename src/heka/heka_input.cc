@@ -14,6 +14,7 @@
 #include "src/config_loader.h"
 #include "src/heka/heka_session.h"
 #include "src/heka_view.h"
+#include "src/net_address.h"
 #include "src/router.h"
 #include "src/stats.h"
 
@@ -26,35 +27,10 @@ bool parseHekaListenAddress(const std::string& text, const std::string& net, soc
                             std::string& error) {
   const bool v4_only = net == "tcp4" || net == "udp4";
   const bool v6_only = net == "tcp6" || net == "udp6";
-  std::string host, port_text;
-  if (!text.empty() && text[0] == '[') {
-    const auto close = text.find(']');
-    if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':') {
-      error = "expected \"[ipv6]:port\"";
-      return false;
-    }
-    host = text.substr(1, close - 1);
-    port_text = text.substr(close + 2);
-  } else {
-    const auto colon = text.rfind(':');
-    if (colon == std::string::npos) {
-      error = "expected host:port, e.g. \"127.0.0.1:5565\" or \":5565\"";
-      return false;
-    }
-    host = text.substr(0, colon);
-    if (host.find(':') != std::string::npos) {
-      error = "an IPv6 address needs brackets: \"[::1]:5565\"";
-      return false;
-    }
-    port_text = text.substr(colon + 1);
-  }
-  bool port_ok = !port_text.empty() && port_text.size() <= 5 &&
-                 port_text.find_first_not_of("0123456789") == std::string::npos;
-  const int port = port_ok ? std::stoi(port_text) : -1;
-  if (!port_ok || port > 65535) {
-    error = "the port must be a number from 0 to 65535";
-    return false;
-  }
+  HostPort hp;
+  if (!splitHostPort(text, "127.0.0.1:5565\" or \":5565", hp, error)) return false;
+  std::string host = hp.host;
+  const int port = hp.port;
   // Go's listeners treat an empty host as "every interface"; "localhost" is the one
   // name hekad configs commonly use. Other names are not resolved (no DNS at load).
   if (host.empty()) host = v6_only ? "::" : "0.0.0.0";

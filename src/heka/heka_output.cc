@@ -3,6 +3,8 @@
 // full); the option table and its checks.
 #include "src/heka/heka_output.h"
 
+#include "src/net_address.h"
+
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -954,50 +956,29 @@ void TcpOutput::close() {
 
 bool splitOutputAddress(const std::string& text, bool allow_port_zero, std::string& host,
                         uint16_t& port, std::string& error) {
-  std::string port_text;
-  if (!text.empty() && text[0] == '[') {
-    const auto close = text.find(']');
-    if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':') {
-      error = "expected \"[ipv6]:port\"";
-      return false;
-    }
-    host = text.substr(1, close - 1);
-    port_text = text.substr(close + 2);
+  HostPort hp;
+  if (!splitHostPort(text, "127.0.0.1:5565\" or \"collector.example.com:5565", hp, error)) {
+    return false;
+  }
+  host = hp.host;
+  if (hp.bracketed) {
     sockaddr_in6 a{};
     if (uv_ip6_addr(host.c_str(), 0, &a) != 0) {
       error = "'" + host + "' in brackets is not an IPv6 address";
       return false;
     }
-  } else {
-    const auto colon = text.rfind(':');
-    if (colon == std::string::npos) {
-      error = "expected host:port, e.g. \"127.0.0.1:5565\" or \"collector.example.com:5565\"";
-      return false;
-    }
-    host = text.substr(0, colon);
-    if (host.find(':') != std::string::npos) {
-      error = "an IPv6 address needs brackets: \"[::1]:5565\"";
-      return false;
-    }
-    port_text = text.substr(colon + 1);
-    if (host.empty()) {
-      error = "the host is missing: TcpOutput connects to one peer, e.g. \"127.0.0.1:5565\"";
-      return false;
-    }
-    if (!parseHostChars(host)) {
-      error = "'" + host + "' is not a host name or IP address";
-      return false;
-    }
-  }
-  const bool digits = !port_text.empty() && port_text.size() <= 5 &&
-                      port_text.find_first_not_of("0123456789") == std::string::npos;
-  const int p = digits ? std::stoi(port_text) : -1;
-  if (p < (allow_port_zero ? 0 : 1) || p > 65535) {
-    error = allow_port_zero ? "the port must be a number from 0 to 65535"
-                            : "the port must be a number from 1 to 65535";
+  } else if (host.empty()) {
+    error = "the host is missing: TcpOutput connects to one peer, e.g. \"127.0.0.1:5565\"";
+    return false;
+  } else if (!parseHostChars(host)) {
+    error = "'" + host + "' is not a host name or IP address";
     return false;
   }
-  port = static_cast<uint16_t>(p);
+  if (hp.port < (allow_port_zero ? 0 : 1)) {
+    error = "the port must be a number from 1 to 65535";
+    return false;
+  }
+  port = static_cast<uint16_t>(hp.port);
   return true;
 }
 
