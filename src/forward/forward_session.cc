@@ -1,8 +1,7 @@
 // ForwardSession: read → split → decode → route, and ordered acks; with security, the
 // handshake first (HELO on accept, one PING, then PONG) under a deadline.
 #include "src/forward/forward_session.h"
-
-#include <sys/ioctl.h>
+#include "src/uv_util.h"
 
 #include <ctime>
 #include <exception>
@@ -374,10 +373,7 @@ void ForwardSession::beginDrain() {
 
 void ForwardSession::checkDrained() {
   if (drained_) return;
-  int pending = 0;
-  uv_os_fd_t fd;
-  if (closing_ || uv_fileno(reinterpret_cast<uv_handle_t*>(&tcp_), &fd) != 0 ||
-      ioctl(fd, FIONREAD, &pending) != 0 || pending == 0) {
+  if (closing_ || !hasUnreadBytes(&tcp_)) {
     // Everything the client sent before the stop has been read and routed.
     drained_ = true;
     if (!closing_) uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));

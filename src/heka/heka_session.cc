@@ -1,8 +1,7 @@
 // HekaTcpSession: read → split → verify → route, the idle timeout, and the shutdown drain
 // that reads what the kernel already holds before the connection closes.
 #include "src/heka/heka_session.h"
-
-#include <sys/ioctl.h>
+#include "src/uv_util.h"
 
 #include <spdlog/spdlog.h>
 
@@ -78,10 +77,7 @@ void HekaTcpSession::beginDrain() {
 
 void HekaTcpSession::checkDrained() {
   if (drained_) return;
-  int pending = 0;
-  uv_os_fd_t fd;
-  if (closing_ || uv_fileno(reinterpret_cast<uv_handle_t*>(&tcp_), &fd) != 0 ||
-      ioctl(fd, FIONREAD, &pending) != 0 || pending == 0) {
+  if (closing_ || !hasUnreadBytes(&tcp_)) {
     // Everything the client sent before the stop has been read and routed.
     drained_ = true;
     if (!closing_) uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
