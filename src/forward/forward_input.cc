@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "src/connection_options.h"
 #include "src/net_address.h"
 #include "src/router.h"
 #include "src/stats.h"
@@ -361,20 +362,8 @@ PluginType forwardInputType() {
                .max = 256,
                .description = "Deepest nesting of arrays and maps; deeper bytes close the "
                               "connection (`parse_errors`)."},
-              {.key = "max_connections",
-               .type = OptionType::Int,
-               .default_value = "1024",
-               .min = 1,
-               .max = 1'000'000,
-               .description = "Most open client connections; one more is accepted and closed "
-                              "at once (`connections_rejected`)."},
-              {.key = "idle_timeout",
-               .type = OptionType::Duration,
-               .default_value = "10m",
-               .min = 0,
-               .max = 86'400'000,
-               .description = "Close a connection that sent nothing for this long and is not "
-                              "waiting for an ack (`connections_idle_closed`); 0 = never."},
+              maxConnectionsOption(),
+              idleTimeoutOption(" and is not waiting for an ack"),
               {.key = "security",
                .type = OptionType::Table,
                .reloadable = false,

@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include "src/config_loader.h"
+#include "src/connection_options.h"
 #include "src/heka/heka_session.h"
 #include "src/heka_view.h"
 #include "src/net_address.h"
@@ -579,21 +580,8 @@ PluginType tcpInputType() {
        .default_value = "ProtobufDecoder",
        .description = "`ProtobufDecoder` or a table of that type: bodies are checked as "
                       "protobuf Messages and kept byte for byte."},
-      {.key = "max_connections",
-       .type = OptionType::Int,
-       .default_value = "1024",
-       .min = 1,
-       .max = 1'000'000,
-       .description = "Most open client connections; one more is accepted and closed at once "
-                      "(`connections_rejected`)."},
-      {.key = "idle_timeout",
-       .type = OptionType::Duration,
-       .default_value = "10m",
-       .min = 0,
-       .max = 86'400'000,
-       .description = "Close a connection that sent nothing for this long "
-                      "(`connections_idle_closed`); 0 = never (hekad never closes idle "
-                      "connections)."},
+      maxConnectionsOption(),
+      idleTimeoutOption(" (hekad never closes idle connections)"),
       {.key = "keep_alive",
        .type = OptionType::Bool,
        .default_value = "false",
