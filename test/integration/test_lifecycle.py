@@ -172,8 +172,8 @@ def refused(port):
         s = socket.create_connection(("127.0.0.1", port), timeout=1)
     except ConnectionRefusedError:
         return True
-    except ConnectionResetError:
-        return False  # queued on the listener as it closed: ask again
+    except (ConnectionResetError, TimeoutError, socket.timeout):
+        return False  # queued on (or lost with) the listener as it closed: ask again
     s.close()
     return False
 
