@@ -526,6 +526,17 @@ void validateAddress(const PluginConfig& cfg) {
   }
 }
 
+// `net` must be the family or its 4/6 variant (hekad's names); then the address.
+void validateNetAndAddress(const PluginConfig& cfg, const std::string& family,
+                           const std::string& unsupported) {
+  const std::string& net = cfg.str("net");
+  if (net != family && net != family + "4" && net != family + "6") {
+    cfg.fail("net", "expected \"" + family + "\", \"" + family + "4\" or \"" + family +
+                        "6\", got \"" + net + "\" (" + unsupported + ")");
+  }
+  validateAddress(cfg);
+}
+
 std::vector<OptionSpec> commonOptions() {
   return {
       {.key = "signer",
@@ -613,12 +624,7 @@ PluginType tcpInputType() {
                                  const Config& c) { resolveHekaInputSettings(pc, &c); },
       .validate =
           [](const PluginConfig& cfg) {
-            const std::string& net = cfg.str("net");
-            if (net != "tcp" && net != "tcp4" && net != "tcp6") {
-              cfg.fail("net", "expected \"tcp\", \"tcp4\" or \"tcp6\", got \"" + net +
-                                  "\" (ferry's TcpInput does not listen on unix sockets)");
-            }
-            validateAddress(cfg);
+            validateNetAndAddress(cfg, "tcp", "ferry's TcpInput does not listen on unix sockets");
             if (cfg.boolean("use_tls")) {
               cfg.fail("use_tls",
                        "TLS is not supported by ferry's TcpInput: terminate TLS in front of "
@@ -672,12 +678,8 @@ PluginType udpInputType() {
                                  const Config& c) { resolveHekaInputSettings(pc, &c); },
       .validate =
           [](const PluginConfig& cfg) {
-            const std::string& net = cfg.str("net");
-            if (net != "udp" && net != "udp4" && net != "udp6") {
-              cfg.fail("net", "expected \"udp\", \"udp4\" or \"udp6\", got \"" + net +
-                                  "\" (ferry's UdpInput does not read unix datagram sockets)");
-            }
-            validateAddress(cfg);
+            validateNetAndAddress(cfg, "udp",
+                                  "ferry's UdpInput does not read unix datagram sockets");
             if (!cfg.has("splitter") || cfg.str("splitter").empty()) {
               cfg.fail("splitter",
                        "required: ferry's UdpInput reads Heka framed protobuf only; set "

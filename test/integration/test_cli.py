@@ -381,3 +381,17 @@ def test_option_reference_matches_docs():
     with open(OPTION_DOC, "rb") as f:
         assert r.stdout == f.read(), "regenerate docs/configuration.md with " \
                                      "`ferryd --print-option-reference`"
+
+
+@pytest.mark.parametrize("plugin,net,family,why", [
+    ("TcpInput", "unix", "tcp", "ferry's TcpInput does not listen on unix sockets"),
+    ("UdpInput", "tcp", "udp", "ferry's UdpInput does not read unix datagram sockets"),
+])
+def test_heka_input_net_must_match_its_family(tmp_path, plugin, net, family, why):
+    path = write(tmp_path, f'[in]\ntype = "{plugin}"\naddress = "127.0.0.1:5565"\nnet = "{net}"\n'
+                           'splitter = "HekaFramingSplitter"\ndecoder = "ProtobufDecoder"\n'
+                           + GOOD_OUT)
+    r = run("-c", path, "--check-config")
+    assert r.returncode == 1
+    assert (f"{path}:4: key 'in.net': expected \"{family}\", \"{family}4\" or \"{family}6\", "
+            f"got \"{net}\" ({why})") in r.stderr.decode()
