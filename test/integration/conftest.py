@@ -28,6 +28,17 @@ def wait_for(predicate, what, timeout=DEADLINE, interval=0.01):
         time.sleep(interval)
 
 
+def read_json_lines(path):
+    """The JSON lines of a file written by ferryd, whole lines only: a read that races an
+    append can see half a line (reads do not wait for writes on Linux)."""
+    if not os.path.exists(path):
+        return []
+    with open(path, "rb") as f:
+        data = f.read()
+    data = data[:data.rfind(b"\n") + 1].decode("utf-8")
+    return [json.loads(line) for line in data.splitlines() if line]
+
+
 def free_port():
     """A port free for both TCP and UDP on 127.0.0.1 (the forward input binds both)."""
     for _ in range(50):
@@ -101,11 +112,7 @@ path = "{self.out_path}"
 
     def lines(self):
         """The FileOutput's lines so far, parsed."""
-        if not os.path.exists(self.out_path):
-            return []
-        with open(self.out_path, "rb") as f:
-            data = f.read().decode("utf-8")
-        return [json.loads(line) for line in data.splitlines() if line]
+        return read_json_lines(self.out_path)
 
     def wait_lines(self, n, timeout=DEADLINE):
         """Waits until the output holds at least n lines; returns all lines."""

@@ -13,7 +13,7 @@ import threading
 import msgpack
 import pytest
 
-from conftest import DEADLINE, FERRYD, VECTORS, free_port, wait_for
+from conftest import DEADLINE, FERRYD, VECTORS, free_port, read_json_lines, wait_for
 
 
 class Daemon:
@@ -57,13 +57,6 @@ def daemons(tmp_path):
         d.close()
 
 
-def read_lines(path):
-    if not os.path.exists(path):
-        return []
-    with open(path) as f:
-        return [json.loads(l) for l in f if l.strip()]
-
-
 def test_fluentd_to_heka_to_fluentd(tmp_path, daemons):
     b_port, a_port = free_port(), free_port()
     out = str(tmp_path / "b.jsonl")
@@ -100,8 +93,8 @@ address = "127.0.0.1:{b_port}"
         t = msgpack.ExtType(0, (1700000000 + k).to_bytes(4, "big") + (123456789).to_bytes(4, "big"))
         s.sendall(msgpack.packb([f"rt.tag{k}", t, rec], use_bin_type=True))
     s.close()
-    wait_for(lambda: len(read_lines(out)) == len(records), "every event to come back")
-    got = read_lines(out)
+    wait_for(lambda: len(read_json_lines(out)) == len(records), "every event to come back")
+    got = read_json_lines(out)
     for k, (line, rec) in enumerate(zip(got, records)):
         assert line["tag"] == f"rt.tag{k}"
         assert line["time"] == f"2023-11-14T22:13:{20 + k}.123456789Z"

@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from conftest import DEADLINE, FERRYD, VECTORS, Ferryd, free_port, wait_closed, wait_for
+from conftest import (DEADLINE, FERRYD, VECTORS, Ferryd, free_port, read_json_lines, wait_closed,
+                      wait_for)
 
 HEKA = os.path.join(VECTORS, "heka")
 # The README's receiver keys.
@@ -184,10 +185,7 @@ class HekaFerryd(Ferryd):
             self.input_stats()), f"input bytes >= {n}")
 
     def signed_lines(self):
-        if not os.path.exists(self.signed_path):
-            return []
-        with open(self.signed_path) as f:
-            return [json.loads(line) for line in f if line.strip()]
+        return read_json_lines(self.signed_path)
 
     def wait_out_events(self, n, output="file"):
         wait_for(lambda: self.stats().get(output, {}).get("events_out", 0) >= n,

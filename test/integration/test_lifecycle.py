@@ -13,7 +13,7 @@ import time
 import msgpack
 import pytest
 
-from conftest import DEADLINE, FERRYD, Ferryd, free_port, wait_for
+from conftest import DEADLINE, FERRYD, Ferryd, free_port, read_json_lines, wait_for
 
 SEC = 1700000000
 
@@ -27,11 +27,6 @@ def message(tag, record, chunk=None):
     if chunk is not None:
         req.append({"chunk": chunk})
     return msgpack.packb(req)
-
-
-def read_lines(path):
-    with open(path, "rb") as f:
-        return [json.loads(l) for l in f.read().decode("utf-8").splitlines() if l]
 
 
 class Client:
@@ -257,8 +252,8 @@ def test_sigusr1_reopens_file_and_reports_stats(ferryd):
         c.send(message("rot", {"n": k}, chunk=f"a{k}"))
     assert c.acks(2) == [{"ack": "a3"}, {"ack": "a4"}]
 
-    assert [l["record"]["n"] for l in read_lines(rotated)] == [0, 1, 2]
-    assert [l["record"]["n"] for l in read_lines(ferryd.out_path)] == [3, 4]
+    assert [l["record"]["n"] for l in read_json_lines(rotated)] == [0, 1, 2]
+    assert [l["record"]["n"] for l in read_json_lines(ferryd.out_path)] == [3, 4]
     # The report printed for this SIGUSR1 comes before its own reopen: 1 so far.
     stats = ferryd.stats()
     assert stats["file"]["reopens"] == 1
@@ -288,7 +283,7 @@ def test_sigusr1_during_traffic_splits_files_cleanly(ferryd):
     for c in conns:
         assert len(c.acks(frames)) == frames
     wait_for(lambda: "[file] reopened" in ferryd.stderr(), "the reopen")
-    old, new = read_lines(rotated), read_lines(ferryd.out_path)
+    old, new = read_json_lines(rotated), read_json_lines(ferryd.out_path)
     for ci in range(n_conns):
         o = [l["record"]["n"] for l in old if l["record"]["c"] == ci]
         n = [l["record"]["n"] for l in new if l["record"]["c"] == ci]

@@ -7,18 +7,11 @@ import subprocess
 
 import msgpack
 
-from conftest import FERRYD, VECTORS, wait_for
+from conftest import FERRYD, VECTORS, read_json_lines, wait_for
 
 
 def pack(obj):
     return msgpack.packb(obj, use_bin_type=True)
-
-
-def read_lines(path):
-    if not os.path.exists(path):
-        return []
-    with open(path) as f:
-        return [json.loads(l) for l in f if l.strip()]
 
 
 def test_outputs_selected_by_message_matcher(ferryd_factory, tmp_path):
@@ -48,10 +41,10 @@ path = "{picky}"
     s = d.connect()
     s.sendall(b"".join(pack([tag, 1700000000 + k, rec]) for k, (tag, rec) in enumerate(events)))
     d.wait_lines(len(events))  # the "**" FileOutput sees everything
-    wait_for(lambda: len(read_lines(errors)) == 1 and len(read_lines(picky)) == 3,
+    wait_for(lambda: len(read_json_lines(errors)) == 1 and len(read_json_lines(picky)) == 3,
              "the matcher outputs to receive their events")
-    assert [l["record"] for l in read_lines(errors)] == [{"status": 503, "user": {"id": 7}}]
-    assert [l["record"] for l in read_lines(picky)] == [
+    assert [l["record"] for l in read_json_lines(errors)] == [{"status": 503, "user": {"id": 7}}]
+    assert [l["record"] for l in read_json_lines(picky)] == [
         {"status": 503, "user": {"id": 7}},
         {"status": 200, "tags": ["a", "b"]},
         {"status": 200, "raw": "xyz"},
@@ -59,7 +52,7 @@ path = "{picky}"
     s.close()
     assert d.stop() == 0
     # Nothing more arrived after the stop either.
-    assert len(read_lines(errors)) == 1 and len(read_lines(picky)) == 3
+    assert len(read_json_lines(errors)) == 1 and len(read_json_lines(picky)) == 3
 
 
 def test_forward_chunk_split_between_outputs_keeps_order_and_acks(ferryd_factory, tmp_path):
@@ -78,7 +71,7 @@ path = "{slow}"
     ack = msgpack.unpackb(s.recv(1024), raw=False)
     assert ack == {"ack": "c-split"}
     # The ack came after both outputs had their share: both files are complete now.
-    assert [l["record"]["n"] for l in read_lines(slow)] == list(range(0, 30, 3))
+    assert [l["record"]["n"] for l in read_json_lines(slow)] == list(range(0, 30, 3))
     assert [l["record"]["n"] for l in d.lines()] == list(range(30))
 
 
