@@ -316,4 +316,19 @@ std::vector<std::pair<std::string, uint64_t>> MemoryBudget::accounts() const {
   return out;
 }
 
+FlowControl::FlowControl(uint64_t memory_limit) : budget(memory_limit) {
+  budget.setCallbacks([this] { budget_pressure.raise("memory_budget"); },
+                      [this] { budget_pressure.lower("memory_budget"); });
+}
+
+std::vector<PauseFanout::Membership> FlowControl::joinAll(PauseSet& set) {
+  std::vector<PauseFanout::Membership> out;
+  out.reserve(4);
+  out.push_back(output_full.join(set));
+  out.push_back(spool_full.join(set));
+  out.push_back(budget_pressure.join(set));
+  out.push_back(reload.join(set));
+  return out;
+}
+
 }  // namespace ferry

@@ -181,4 +181,24 @@ class MemoryBudget {
   std::shared_ptr<State> state_;
 };
 
+// The process-wide flow state, owned by the server and shared with every plugin through
+// PluginContext::flow: the memory budget and one fanout per pause cause. Inputs join each
+// reader's PauseSet to all of them (joinAll); outputs raise and lower sources.
+struct FlowControl {
+  // `memory_limit` 0: no process budget.
+  explicit FlowControl(uint64_t memory_limit);
+  FlowControl(const FlowControl&) = delete;
+  FlowControl& operator=(const FlowControl&) = delete;
+
+  // Joins `set` to every fanout below; a fanout already active pauses it at once. The
+  // memberships leave when destroyed (keep them after the PauseSet they refer to).
+  [[nodiscard]] std::vector<PauseFanout::Membership> joinAll(PauseSet& set);
+
+  MemoryBudget budget;
+  PauseFanout output_full{PauseReason::OutputFull, "output_full"};
+  PauseFanout spool_full{PauseReason::SpoolFull, "spool_full"};
+  PauseFanout budget_pressure{PauseReason::MemoryBudget, "memory_budget"};
+  PauseFanout reload{PauseReason::ReloadDrain, "reload"};
+};
+
 }  // namespace ferry

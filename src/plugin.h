@@ -17,6 +17,7 @@ namespace ferry {
 
 class Router;
 class StatsRegistry;
+struct FlowControl;
 struct Config;
 
 class Output {
@@ -27,6 +28,12 @@ class Output {
   virtual void submit(BatchPtr batch, AckShare ack) = 0;
   // Calls `done` (from the loop) once everything submitted so far is written or failed.
   virtual void flush(std::function<void()> done) = 0;
+  // Called once, before the first submit, by the buffering layer (src/output_buffer.h) when
+  // the output has a disk spool: from then on resolve each AckShare only when its events are
+  // delivered (written out; acked by the peer where the protocol has acks), never when they
+  // are merely held in the output's memory, so the spool keeps them until then. A failed
+  // share then means "not delivered": the buffer keeps the events and submits them again.
+  virtual void resolveOnDelivery() {}
   // SIGUSR1: reopen files. Default: nothing to reopen.
   virtual void reopen() {}
   virtual void close() {}
@@ -57,6 +64,9 @@ struct PluginContext {
   // Valid once every output is built: call it from start-up or later, not in a
   // constructor.
   std::function<Output*(const std::string&)> find_output;
+  // Process-wide flow control (src/flow_control.h): the memory budget and the pause
+  // fanouts. Owned by the server, outlives every plugin. Null in unit tests that need none.
+  FlowControl* flow = nullptr;
 };
 
 struct PluginType {

@@ -72,6 +72,20 @@ const std::vector<OptionSpec>& PluginRegistry::globalOptions() {
        .reloadable = false,
        .description = "Largest Heka message body, as hekad's `max_message_size`: larger "
                       "framed records are dropped and counted, the stream goes on."},
+      {.key = "memory_limit",
+       .type = OptionType::Size,
+       .default_value = "1GiB",
+       .min = 0,
+       .reloadable = false,
+       .description = "Process-wide memory budget above every output's own "
+                      "`buffer.memory_limit`: past it every input stops reading until the "
+                      "total falls to half of it (`flow.budget_pressure`). 0: no budget."},
+      {.key = "base_dir",
+       .type = OptionType::String,
+       .default_value = "/var/lib/ferry",
+       .reloadable = false,
+       .description = "Where outputs with `[<output>.buffer] type = \"file\"` keep their "
+                      "spools, one directory per output name (`<base_dir>/spool/<name>`)."},
   };
   return kOptions;
 }

@@ -75,15 +75,18 @@ void Server::start() {
     size_t len = sizeof(buf);
     if (uv_os_gethostname(buf, &len) == 0) hostname_ = buf;
   }
+  flow_ = std::make_unique<FlowControl>(config_.global.size("memory_limit"));
   auto matchers = compileMatchers(config_);
   for (size_t k = 0; k < config_.outputs.size(); ++k) {
     const PluginConfig& pc = config_.outputs[k];
-    PluginContext ctx{loop_, &router_, &stats_, &pc, hostname_, &config_, findOutput()};
+    PluginContext ctx{loop_,     &router_, &stats_,      &pc,
+                      hostname_, &config_, findOutput(), flow_.get()};
     outputs_.push_back(registry_.find(pc.type)->make_output(ctx));
     router_.addRoute(pc.name, std::move(matchers[k]), outputs_.back().get());
   }
   for (const PluginConfig& pc : config_.inputs) {
-    PluginContext ctx{loop_, &router_, &stats_, &pc, hostname_, &config_, findOutput()};
+    PluginContext ctx{loop_,     &router_, &stats_,      &pc,
+                      hostname_, &config_, findOutput(), flow_.get()};
     inputs_.push_back(registry_.find(pc.type)->make_input(ctx));
   }
   for (auto& in : inputs_)
@@ -124,7 +127,17 @@ void Server::onSignal(uv_signal_t* h, int signum) {
   }
 }
 
+void Server::updateFlowGauges() {
+  if (!flow_) return;
+  stats_.counter("flow", "budget_used").set(flow_->budget.used());
+  stats_.counter("flow", "budget_peak").set(flow_->budget.peak());
+  stats_.counter("flow", "budget_pressure").set(flow_->budget.pressureEvents());
+  stats_.counter("flow", "output_full_activations").set(flow_->output_full.activations());
+  stats_.counter("flow", "spool_full_activations").set(flow_->spool_full.activations());
+}
+
 void Server::report() {
+  updateFlowGauges();
   spdlog::info("stats {}", stats_.toJson());
   for (auto& out : outputs_)
     out->reopen();
@@ -144,6 +157,7 @@ void Server::stop() {
       shutdown_timer_,
       [](uv_timer_t* t) {
         auto* self = static_cast<Server*>(t->data);
+        self->updateFlowGauges();
         spdlog::error("shutdown_timeout reached before outputs were flushed; exiting. {}",
                       self->stats_.toJson());
         if (self->forced_exit_hook_) self->forced_exit_hook_();

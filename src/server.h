@@ -11,6 +11,7 @@
 #include <uv.h>
 
 #include "src/config_loader.h"
+#include "src/flow_control.h"
 #include "src/plugin.h"
 #include "src/router.h"
 #include "src/stats.h"
@@ -44,6 +45,7 @@ class Server {
   std::function<Output*(const std::string&)> findOutput();
   void flushOutputs();
   void finish();
+  void updateFlowGauges();
 
   uv_loop_t* loop_;
   Config config_;
@@ -51,6 +53,8 @@ class Server {
   StatsRegistry stats_;
   std::string hostname_;
   Router router_;
+  // Before the plugins: they hold memberships and accounts in it.
+  std::unique_ptr<FlowControl> flow_;
   std::vector<std::unique_ptr<Output>> outputs_;
   std::vector<std::unique_ptr<Input>> inputs_;
   std::vector<uv_signal_t*> signals_;

@@ -11,6 +11,8 @@ namespace ferry {
 class Counter {
  public:
   void inc(uint64_t n = 1) { value_ += n; }
+  // For gauges (queued bytes, open connections): the current value, not a running total.
+  void set(uint64_t v) { value_ = v; }
   uint64_t value() const { return value_; }
 
  private:
