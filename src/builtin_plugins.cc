@@ -16,11 +16,20 @@ void registerBuiltinPlugins(PluginRegistry& registry) {
   registry.add(heka::hekaFramingSplitterType());
   registry.add(heka::protobufDecoderType());
   registry.add(heka::protobufEncoderType());
-  registry.add(stdoutOutputType());
-  registry.add(fileOutputType());
-  registry.add(nullOutputType());
-  registry.add(forward::forwardOutputType());
-  registry.add(heka::tcpOutputType());
+  // Buffer defaults per output type (docs/flow_control.md §3): outputs that promise
+  // delivery push back when full; stdout, which people watch, keeps the newest lines.
+  auto buffered = [&](PluginType t, const char* full_action, uint64_t memory_limit) {
+    t.buffered = true;
+    t.default_full_action = full_action;
+    t.default_memory_limit = memory_limit;
+    registry.add(std::move(t));
+  };
+  constexpr uint64_t kMiB = 1024 * 1024;
+  buffered(stdoutOutputType(), "drop_oldest", 8 * kMiB);
+  buffered(fileOutputType(), "block", 8 * kMiB);
+  registry.add(nullOutputType());  // discards at once: nothing to queue
+  buffered(forward::forwardOutputType(), "block", 64 * kMiB);
+  buffered(heka::tcpOutputType(), "block", 64 * kMiB);
 }
 
 }  // namespace ferry

@@ -115,7 +115,9 @@ HekaTagOptions tagOptions(const PluginConfig& cfg) {
   return o;
 }
 
-// Shared body of the stdout and file outputs: format, write, ack when written.
+// Shared body of the stdout and file outputs: format, write, ack when written. The share
+// is accepted only from the write's callback (all bytes written) and failed on a write
+// error, so these already resolve on delivery: resolveOnDelivery() has nothing to change.
 class WriterOutput : public Output {
  public:
   WriterOutput(const PluginContext& ctx, Formatter format)

@@ -81,6 +81,11 @@ struct PluginType {
   // throws ConfigError through PluginConfig::fail. Runs at load, so --check-config
   // catches what start would.
   std::function<void(const PluginConfig&)> validate;
+  // Outputs: whether a BufferedOutput (src/output_buffer.h, `[<output>.buffer]`) sits in
+  // front of each instance, and the defaults that suit the type (docs/flow_control.md).
+  bool buffered = false;
+  std::string default_full_action = "block";
+  uint64_t default_memory_limit = uint64_t{64} << 20;
   std::function<std::unique_ptr<Input>(const PluginContext&)> make_input;
   std::function<std::unique_ptr<Output>(const PluginContext&)> make_output;
 };

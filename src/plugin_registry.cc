@@ -1,6 +1,7 @@
 // Plugin type registry and the options every output and the [ferry] table share.
 #include <stdexcept>
 
+#include "src/output_buffer.h"
 #include "src/plugin.h"
 
 namespace ferry {
@@ -26,6 +27,20 @@ void PluginRegistry::add(PluginType type) {
                                    .type = OptionType::String,
                                    .description = "Only Heka messages whose framing header was "
                                                   "verified for this signer name (as hekad)."});
+    if (type.buffered) {
+      type.options.push_back(bufferOptionSpec());
+      // Check `[<output>.buffer]` at load, so --check-config catches what start would.
+      PluginType defaults;
+      defaults.name = type.name;
+      defaults.default_full_action = type.default_full_action;
+      defaults.default_memory_limit = type.default_memory_limit;
+      auto previous = type.validate_with_config;
+      type.validate_with_config = [previous, defaults](const PluginConfig& cfg,
+                                                       const Config& full) {
+        if (previous) previous(cfg, full);
+        parseBufferOptions(cfg, defaults, full);
+      };
+    }
   }
   types_.push_back(std::move(type));
 }

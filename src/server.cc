@@ -6,6 +6,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "src/output_buffer.h"
+
 namespace ferry {
 
 std::vector<EventPredicatePtr> compileMatchers(const Config& config) {
@@ -81,7 +83,8 @@ void Server::start() {
     const PluginConfig& pc = config_.outputs[k];
     PluginContext ctx{loop_,     &router_, &stats_,      &pc,
                       hostname_, &config_, findOutput(), flow_.get()};
-    outputs_.push_back(registry_.find(pc.type)->make_output(ctx));
+    const PluginType& type = *registry_.find(pc.type);
+    outputs_.push_back(wrapOutput(ctx, type, type.make_output(ctx)));
     router_.addRoute(pc.name, std::move(matchers[k]), outputs_.back().get());
   }
   for (const PluginConfig& pc : config_.inputs) {

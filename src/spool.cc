@@ -412,6 +412,15 @@ SpoolStatus SpoolStore::writeLedger() {
   return SpoolStatus::Ok;
 }
 
+SpoolStatus SpoolStore::dropOldestSegment(uint64_t& acked) {
+  acked = acked_seq_;
+  if (!open_) return SpoolStatus::Closed;
+  if (segs_.empty()) return SpoolStatus::Ok;
+  const SpoolStatus st = ack(segs_.front().last_seq);
+  acked = acked_seq_;
+  return st;
+}
+
 SpoolStatus SpoolStore::ack(uint64_t seq) {
   if (!open_) return SpoolStatus::Closed;
   seq = std::min(seq, next_seq_ - 1);
@@ -471,6 +480,7 @@ SpoolStatus Spool::open(const std::string& dir, const SpoolOptions& options, std
   const SpoolStatus st = store_.open(dir, options, error);
   if (st != SpoolStatus::Ok) return st;
   next_seq_ = store_.nextSeq();
+  acked_at_open_ = store_.ackedSeq();
   store_bytes_ = store_.bytesUsed();
   limit_ = options.total_limit_size;
   max_payload_ = store_.maxPayload();
@@ -531,6 +541,21 @@ void Spool::ack(uint64_t seq, AckDone done) {
   c.kind = Cmd::Ack;
   c.seq = seq;
   c.ack_done = std::move(done);
+  {
+    std::lock_guard lk(mu_);
+    cmds_.push_back(std::move(c));
+  }
+  cv_.notify_one();
+}
+
+void Spool::dropOldest(std::function<void(SpoolStatus, uint64_t)> done) {
+  if (!open_) {
+    if (done) done(SpoolStatus::Closed, 0);
+    return;
+  }
+  Cmd c;
+  c.kind = Cmd::DropOldest;
+  c.drop_done = std::move(done);
   {
     std::lock_guard lk(mu_);
     cmds_.push_back(std::move(c));
@@ -665,6 +690,14 @@ void Spool::process(std::vector<Cmd>& batch) {
       case Cmd::Rewind:
         store_.rewind();
         break;
+      case Cmd::DropOldest: {
+        uint64_t acked = 0;
+        const SpoolStatus s = store_.dropOldestSegment(acked);
+        postWithSnapshot([done = std::move(c.drop_done), s, acked] {
+          if (done) done(s, acked);
+        });
+        break;
+      }
       case Cmd::Append:
         break;
     }

@@ -107,6 +107,10 @@ class SpoolStore {
   // Every record with seq <= `seq` is delivered: records it in the ledger and deletes the
   // segments that hold nothing else.
   SpoolStatus ack(uint64_t seq);
+  // full_action = drop_oldest: marks every record of the oldest segment delivered (the
+  // segment is deleted) and returns the new acked seq in `acked`. Nothing to drop: Ok with
+  // `acked` unchanged.
+  SpoolStatus dropOldestSegment(uint64_t& acked);
   void close();
 
   uint64_t nextSeq() const { return next_seq_; }
@@ -172,18 +176,23 @@ class Spool {
   SpoolStatus append(std::string payload, AppendDone done, uint64_t* seq = nullptr);
   void read(size_t max_records, size_t max_bytes, ReadDone done);
   void ack(uint64_t seq, AckDone done = {});
+  // SpoolStore::dropOldestSegment on the writer thread; `done` gets the new acked seq.
+  void dropOldest(std::function<void(SpoolStatus, uint64_t acked)> done);
   void rewind();
   // Finishes queued work, syncs (unless sync = none), writes the ledger, then runs `done`.
   void close(std::function<void()> done);
 
   // Loop-side view, refreshed by each completion.
   uint64_t bytesUsed() const { return store_bytes_ + reserved_; }
+  // Every seq up to this was delivered when the spool was opened (what recovery skips).
+  uint64_t ackedAtOpen() const { return acked_at_open_; }
+  uint64_t nextSeq() const { return next_seq_; }
   const SpoolStats& stats() const { return stats_; }
   bool isOpen() const { return open_; }
 
  private:
   struct Cmd {
-    enum Kind { Append, Read, Ack, Rewind } kind = Append;
+    enum Kind { Append, Read, Ack, Rewind, DropOldest } kind = Append;
     uint64_t seq = 0;
     std::string payload;
     size_t max_records = 0;
@@ -192,6 +201,7 @@ class Spool {
     AppendDone append_done;
     ReadDone read_done;
     AckDone ack_done;
+    std::function<void(SpoolStatus, uint64_t)> drop_done;
   };
   void run();
   void process(std::vector<Cmd>& batch);
@@ -214,6 +224,7 @@ class Spool {
   bool open_ = false;
   bool closing_ = false;
   uint64_t next_seq_ = 1;
+  uint64_t acked_at_open_ = 0;
   uint64_t store_bytes_ = 0;
   uint64_t reserved_ = 0;  // bytes of appends queued but not yet done
   uint64_t limit_ = 0;

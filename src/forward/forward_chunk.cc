@@ -258,6 +258,17 @@ Reply parseReply(std::string_view object) {
   return reply;  // a map without "ack"
 }
 
+void settleShare(ChunkShare& share, bool ok) {
+  if (!ok) share.failed = true;
+  if (share.chunks > 0 && --share.chunks == 0) {
+    if (share.failed) {
+      share.ack.fail();
+    } else {
+      share.ack.accept();
+    }
+  }
+}
+
 int findAcked(const std::deque<ChunkPtr>& in_flight, std::string_view ack) {
   for (size_t i = 0; i < in_flight.size(); ++i) {
     if (!in_flight[i]->id.empty() && in_flight[i]->id == ack) return static_cast<int>(i);

@@ -9,6 +9,7 @@
 #include <random>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "src/batch.h"
 
@@ -68,6 +69,21 @@ enum class ChunkState {
   Done,         // acked, written without ack, handed to the secondary, or dropped
 };
 
+// Delivery mode (ForwardOutput::resolveOnDelivery): one submitted batch's ack share, held
+// by every chunk that took some of its events and resolved when the last of them is done:
+// accepted if all were delivered, failed if any was given up and not taken by the
+// secondary. Destroying it unresolved fails the share (AckShare's rule).
+struct ChunkShare {
+  AckShare ack;
+  uint32_t chunks = 0;  // holders not done yet (chunks, and submit() while it runs)
+  bool failed = false;
+};
+using ChunkSharePtr = std::shared_ptr<ChunkShare>;
+
+// Marks one holder of `share` done (`ok` = its events were delivered); resolves the share
+// when it was the last.
+void settleShare(ChunkShare& share, bool ok);
+
 struct Chunk {
   uint64_t seq = 0;  // creation order
   std::string tag;
@@ -89,6 +105,9 @@ struct Chunk {
   bool written = false;       // this attempt's bytes are all in the kernel
   bool ever_written = false;  // some attempt wrote it: sending again may duplicate
   int64_t written_ms = 0;     // when this attempt's write completed (ack timeout start)
+  // Delivery mode only: the shares of the batches whose events this chunk holds (each
+  // once, in submit order). Empty otherwise.
+  std::vector<ChunkSharePtr> shares;
 
   // What goes between the framing: the gzip member, or the entries as they are.
   std::string_view payload() const { return gzipped.empty() ? entries : gzipped; }

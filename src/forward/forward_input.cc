@@ -36,7 +36,7 @@ void closeAndDelete(uv_handle_t* h) {
 }  // namespace
 
 ForwardInput::ForwardInput(const PluginContext& ctx)
-    : name_(ctx.config->name), loop_(ctx.loop), router_(ctx.router) {
+    : name_(ctx.config->name), loop_(ctx.loop), router_(ctx.router), flow_(ctx.flow) {
   const PluginConfig& cfg = *ctx.config;
   source_ = std::make_shared<const SourceInfo>(
       SourceInfo{name_, ctx.hostname, cfg.has("payload_key") ? cfg.str("payload_key") : ""});
@@ -81,6 +81,13 @@ ForwardInput::ForwardInput(const PluginContext& ctx)
       c("handshake_errors"),
       c("handshake_timeouts"),
   };
+  flow_counters_ = registerFlowCounters(st, name_, true);
+  session_limits_.frame_timeout_ms = static_cast<uint64_t>(cfg.durationMs("frame_timeout"));
+  session_limits_.ack_queue_limit = cfg.size("ack_queue_limit");
+  session_limits_.ack_queue_timeout_ms = static_cast<uint64_t>(cfg.durationMs("ack_queue_timeout"));
+  gate_ = std::make_unique<AcceptGate>(
+      name_, max_connections_, flow_counters_.accept_paused, [this] { return sessions_.size(); },
+      [this] { acceptOne(); });
 }
 
 ForwardInput::~ForwardInput() {
@@ -113,6 +120,7 @@ void ForwardInput::start() {
     throw std::runtime_error(
         fmt::format("[{}] cannot listen on {}: {}", name_, address_, uv_strerror(rc)));
   }
+  gate_->join(flow_);
   if (udp_heartbeat_) {
     udp_ = new uv_udp_t;
     uv_udp_init(loop_, udp_);
@@ -158,24 +166,24 @@ void ForwardInput::onConnection(uv_stream_t* server, int status) {
     spdlog::warn("[{}] accept failed: {}", self->name_, uv_strerror(status));
     return;
   }
-  auto* s = new ForwardSession(*self, self->loop_);
-  self->sessions_.insert(s);
-  if (uv_accept(server, reinterpret_cast<uv_stream_t*>(s->handle())) != 0) {
+  self->gate_->onConnection(self->loop_);
+}
+
+void ForwardInput::acceptOne() {
+  auto* s = new ForwardSession(*this, loop_);
+  sessions_.insert(s);
+  if (uv_accept(reinterpret_cast<uv_stream_t*>(listener_),
+                reinterpret_cast<uv_stream_t*>(s->handle())) != 0) {
+    counters_.connections_rejected->inc();
     s->close();
     return;
   }
-  if (static_cast<int64_t>(self->sessions_.size()) > self->max_connections_) {
-    self->counters_.connections_rejected->inc();
-    spdlog::warn("[{}] max_connections ({}) reached: closing new connection", self->name_,
-                 self->max_connections_);
-    s->close();
-    return;
-  }
-  self->counters_.connections_accepted->inc();
+  counters_.connections_accepted->inc();
   s->start();
 }
 
 void ForwardInput::stopAccepting() {
+  gate_->stop();
   if (listener_) {
     closeAndDelete(reinterpret_cast<uv_handle_t*>(listener_));
     listener_ = nullptr;
@@ -214,6 +222,7 @@ void ForwardInput::close() {
 void ForwardInput::onSessionClosed(ForwardSession* s) {
   sessions_.erase(s);
   delete s;
+  if (listener_) gate_->retry();
   onSessionDrained();
 }
 
@@ -364,6 +373,23 @@ PluginType forwardInputType() {
                               "connection (`parse_errors`)."},
               maxConnectionsOption(),
               idleTimeoutOption(" and is not waiting for an ack"),
+              frameTimeoutOption(),
+              {.key = "ack_queue_limit",
+               .type = OptionType::Size,
+               .default_value = "1MiB",
+               .min = 1024,
+               .max = int64_t{1} << 30,
+               .description =
+                   "Most ack bytes one connection may leave unread (acks not yet taken by "
+                   "the kernel). Above it ferry stops reading that connection only "
+                   "(`paused_read_buffer`) until the client has read half of them."},
+              {.key = "ack_queue_timeout",
+               .type = OptionType::Duration,
+               .default_value = "60s",
+               .min = 0,
+               .max = 86'400'000,
+               .description = "Close a connection that stays paused by `ack_queue_limit` this "
+                              "long (`slow_ack_readers_closed`); 0 = never, it stays paused."},
               {.key = "security",
                .type = OptionType::Table,
                .reloadable = false,

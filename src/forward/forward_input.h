@@ -13,6 +13,7 @@
 #include "src/forward/forward_handshake.h"
 #include "src/forward/forward_session.h"
 #include "src/plugin.h"
+#include "src/session_flow.h"
 
 namespace ferry::forward {
 
@@ -35,6 +36,9 @@ class ForwardInput : public Input {
   const Limits& limits() const { return limits_; }
   int64_t idleTimeoutMs() const { return idle_timeout_ms_; }
   InputCounters& counters() { return counters_; }
+  FlowControl* flow() const { return flow_; }
+  SessionFlowCounters& flowCounters() { return flow_counters_; }
+  const SessionFlowLimits& sessionLimits() const { return session_limits_; }
   // The shared-key handshake settings; null when `[<input>.security]` is not set.
   const std::shared_ptr<const handshake::ServerOptions>& security() const { return security_; }
   void onSessionClosed(ForwardSession* s);
@@ -42,6 +46,8 @@ class ForwardInput : public Input {
 
  private:
   static void onConnection(uv_stream_t* server, int status);
+  // Accepts the connection libuv holds and starts its session.
+  void acceptOne();
   static void onUdpRecv(uv_udp_t* h, ssize_t nread, const uv_buf_t* buf,
                         const struct sockaddr* addr, unsigned flags);
 
@@ -56,9 +62,13 @@ class ForwardInput : public Input {
   bool udp_heartbeat_;
   std::shared_ptr<const handshake::ServerOptions> security_;
   InputCounters counters_;
+  FlowControl* flow_;
+  SessionFlowCounters flow_counters_;
+  SessionFlowLimits session_limits_;
   uv_tcp_t* listener_ = nullptr;
   uv_udp_t* udp_ = nullptr;
   std::set<ForwardSession*> sessions_;
+  std::unique_ptr<AcceptGate> gate_;
   std::function<void()> drain_done_;
 };
 

@@ -182,7 +182,7 @@ void ForwardOutput::submit(BatchPtr batch, AckShare ack) {
     ack.accept();
     return;
   }
-  if (held_bytes_ >= total_limit_) {
+  if (!on_delivery_ && held_bytes_ >= total_limit_) {
     // Senders that do not wait for acks (or too many that do) would grow memory without
     // bound: refuse. An ack-asking sender gets no ack and sends it again later.
     c_.events_refused->inc(n);
@@ -198,6 +198,13 @@ void ForwardOutput::submit(BatchPtr batch, AckShare ack) {
     return;
   }
   c_.events_in->inc(n);
+  if (on_delivery_) {
+    // submit() itself holds the share until every event is placed, so it cannot resolve
+    // halfway (nothing here does, but a chunk it filled may be sealed on the way).
+    submitting_ = std::make_shared<ChunkShare>();
+    submitting_->ack = std::move(ack);
+    submitting_->chunks = 1;
+  }
   uint64_t added = 0;
   if (batch->format == EventFormat::FluentRecord) {
     // One tag per batch: one map lookup, then a stable reference to the slot (references
@@ -212,7 +219,13 @@ void ForwardOutput::submit(BatchPtr batch, AckShare ack) {
                       added += addEntry(open_[t], t, {}, time_ns, rec);
                     });
   }
-  if (buffered_ > total_limit_) {
+  if (on_delivery_) {
+    // Events that did not become entries (a Heka message with no record to convert) can
+    // never be delivered: they do not hold the share back.
+    ChunkSharePtr share = std::move(submitting_);
+    submitting_.reset();
+    settleShare(*share, true);
+  } else if (buffered_ > total_limit_) {
     c_.acks_held->inc();
     held_bytes_ += added;
     held_.emplace_back(added, std::move(ack));
@@ -247,6 +260,10 @@ size_t ForwardOutput::addEntry(ChunkPtr& slot, const std::string& tag, std::stri
     seal(std::move(full));
   }
   Chunk& c = *slot;
+  if (submitting_ && (c.shares.empty() || c.shares.back() != submitting_)) {
+    ++submitting_->chunks;
+    c.shares.push_back(submitting_);
+  }
   const size_t before = c.entries.size();
   appendEntry(c.entries, time_bytes, time_ns, record, time_format_);
   const size_t grown = c.entries.size() - before;
@@ -391,7 +408,7 @@ void ForwardOutput::onDelivered(Node&, const ChunkPtr& chunk) {
   c_.chunks_delivered->inc();
   c_.events_delivered->inc(chunk->events);
   backoff_.reset();
-  finish(chunk);
+  finish(chunk, true);
   pump();
 }
 
@@ -499,7 +516,7 @@ void ForwardOutput::giveUp(const ChunkPtr& chunk, const std::string& why) {
     spdlog::error("[{}] dropping {} event(s) of tag \"{}\" ({}): {}", name_, chunk->events,
                   chunk->tag, why,
                   secondary_name_.empty() ? "no secondary configured" : "no secondary available");
-    finish(chunk);
+    finish(chunk, false);
     return;
   }
   std::string entries;
@@ -517,24 +534,41 @@ void ForwardOutput::giveUp(const ChunkPtr& chunk, const std::string& why) {
       "[{}] giving up on {} event(s) of tag \"{}\" ({}): handing them to secondary "
       "\"{}\"",
       name_, chunk->events, chunk->tag, why, secondary_name_);
-  auto delivery = std::make_shared<Delivery>([this, n, tag = chunk->tag](bool ok) {
-    if (ok) {
-      c_.events_to_secondary->inc(n);
-    } else {
-      c_.events_dropped->inc(n);
-      spdlog::error("[{}] secondary \"{}\" failed to take {} event(s) of tag \"{}\": dropped",
-                    name_, secondary_name_, n, tag);
-    }
-  });
+  // Delivery mode: the shares are settled by what the secondary does with the events.
+  auto delivery = std::make_shared<Delivery>(
+      [this, n, tag = chunk->tag, lost, shares = std::move(chunk->shares)](bool ok) {
+        settleShares(shares, ok && lost == 0);
+        if (ok) {
+          c_.events_to_secondary->inc(n);
+        } else {
+          c_.events_dropped->inc(n);
+          spdlog::error("[{}] secondary \"{}\" failed to take {} event(s) of tag \"{}\": dropped",
+                        name_, secondary_name_, n, tag);
+        }
+      });
+  chunk->shares.clear();
   sec->submit(std::move(batch), AckShare(delivery));
-  finish(chunk);
+  finish(chunk, false);  // its shares went with the batch
 }
 
-void ForwardOutput::finish(const ChunkPtr& chunk) {
+void ForwardOutput::settleShares(std::vector<ChunkSharePtr> shares, bool ok) {
+  for (auto& sh : shares)
+    settleShare(*sh, ok);
+}
+
+void ForwardOutput::finish(const ChunkPtr& chunk, bool delivered) {
   chunk->state = ChunkState::Done;
   buffered_ -= std::min(buffered_, static_cast<uint64_t>(chunk->accounted));
   chunk->accounted = 0;
   --live_chunks_;
+  // Delivery mode: delivered chunks come here with their shares; dropped ones too (a
+  // chunk handed to the secondary gave its shares to the secondary's delivery). Settled
+  // once the bookkeeping is done: whoever waits on them may submit again from there.
+  if (!chunk->shares.empty()) {
+    std::vector<ChunkSharePtr> shares = std::move(chunk->shares);
+    chunk->shares.clear();
+    settleShares(std::move(shares), delivered);
+  }
   releaseHeld();
   checkFlushed();
 }

@@ -34,7 +34,13 @@ class ForwardOutput : public Output, private UpstreamEvents {
   // the buffer is over total_limit_size, once it drains below it (so senders waiting for
   // acks slow down); refuses the batch when the batches waiting for that are themselves
   // total_limit_size.
+  // After resolveOnDelivery(): `ack` goes with the chunk(s) that take the events instead,
+  // and is accepted once every one of them is delivered (acked; written, without
+  // require_ack_response) or taken by the secondary, failed once all are done and any was
+  // dropped (retries ran out, the stop deadline, close). total_limit_size then neither
+  // holds nor refuses: the buffer in front bounds what is in flight here.
   void submit(BatchPtr batch, AckShare ack) override;
+  void resolveOnDelivery() override { on_delivery_ = true; }
   // Seals every open chunk and calls `done` once every chunk is delivered (acked), or
   // handed to the secondary / dropped after its retries or the stop deadline (3/4 of
   // [ferry] shutdown_timeout).
@@ -94,7 +100,10 @@ class ForwardOutput : public Output, private UpstreamEvents {
   void retry(std::vector<ChunkPtr> chunks, Failure why, const Node* node);
   bool exhausted(const Chunk& chunk, int64_t now) const;
   void giveUp(const ChunkPtr& chunk, const std::string& why);
-  void finish(const ChunkPtr& chunk);
+  // The chunk is done: `delivered`, or dropped / handed to the secondary.
+  void finish(const ChunkPtr& chunk, bool delivered);
+  // Delivery mode: settles the chunk's shares (`ok` = its events were delivered).
+  static void settleShares(std::vector<ChunkSharePtr> shares, bool ok);
   void releaseHeld();
   void checkFlushed();
   void rebuildBalancer();
@@ -133,7 +142,9 @@ class ForwardOutput : public Output, private UpstreamEvents {
   std::set<ChunkPtr, WaitOrder> waiting_;
   size_t live_chunks_ = 0;  // not Done: open, compressing, waiting or in flight
   uint64_t next_seq_ = 0;
-  uint64_t buffered_ = 0;  // bytes of live chunks (gzip size once compressed)
+  uint64_t buffered_ = 0;     // bytes of live chunks (gzip size once compressed)
+  bool on_delivery_ = false;  // resolveOnDelivery() was called
+  ChunkSharePtr submitting_;  // delivery mode: the share of the batch being chunked
   std::deque<std::pair<uint64_t, AckShare>> held_;
   uint64_t held_bytes_ = 0;
   int64_t last_refusal_log_ms_ = -1;

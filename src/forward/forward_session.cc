@@ -36,7 +36,16 @@ struct WriteReq {
 }  // namespace
 
 ForwardSession::ForwardSession(ForwardInput& input, uv_loop_t* loop)
-    : input_(input), splitter_(input.limits()), acks_(std::make_shared<AckQueue>()) {
+    : input_(input),
+      splitter_(input.limits()),
+      acks_(std::make_shared<AckQueue>()),
+      flow_(loop, reinterpret_cast<uv_stream_t*>(&tcp_), &ForwardSession::onAlloc,
+            &ForwardSession::onRead, input.sessionLimits(), input.flowCounters(),
+            [this](const char* why) {
+              spdlog::warn("[{}] closing connection from {}: {}", input_.name(), peerAddress(),
+                           why);
+              close();
+            }) {
   uv_tcp_init(loop, &tcp_);
   uv_timer_init(loop, &idle_);
   tcp_.data = this;
@@ -65,8 +74,8 @@ void ForwardSession::start() {
     writeBytes(handshake_->heloMessage(), 0);
     if (closing_) return;
   }
-  uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), &ForwardSession::onAlloc,
-                &ForwardSession::onRead);
+  // Starts paused when a fanout is active (a connection accepted under pressure).
+  flow_.start(input_.flow());
   // During the handshake this is its deadline: reads do not extend it (see onRead).
   resetIdle();
 }
@@ -80,6 +89,11 @@ void ForwardSession::resetIdle() {
 
 void ForwardSession::onIdle(uv_timer_t* t) {
   auto* self = static_cast<ForwardSession*>(t->data);
+  if (self->flow_.paused()) {
+    // We stopped reading it: the silence is ours, and pressure never closes a connection.
+    self->resetIdle();
+    return;
+  }
   if (self->handshake_) {
     // Unauthenticated peers get idle_timeout in total, however they trickle bytes.
     self->input_.counters().handshake_timeouts->inc();
@@ -124,11 +138,17 @@ void ForwardSession::onRead(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) 
 }
 
 void ForwardSession::handleBytes(const char* data, size_t n) {
+  const size_t before = splitter_.buffered() + n;
   splitter_.append(data, n);
   in_read_ = true;
   processFrames();
   in_read_ = false;
   sendAcks();
+  if (!closing_) flow_.afterRead(splitter_.buffered(), splitter_.buffered() < before);
+}
+
+uint64_t ForwardSession::unreadBytes() {
+  return ack_out_.size() + uv_stream_get_write_queue_size(reinterpret_cast<uv_stream_t*>(&tcp_));
 }
 
 void ForwardSession::processFrames() {
@@ -355,6 +375,7 @@ void ForwardSession::writeBytes(std::string data, size_t acks) {
           return;
         }
         if (acks > 0) s->input_.counters().acks_sent->inc(acks);
+        s->flow_.ackQueue(s->unreadBytes());
         if (s->close_after_writes_ && s->acks_->slots.empty() && s->writes_in_flight_ == 0) {
           s->close();
         }
@@ -363,7 +384,9 @@ void ForwardSession::writeBytes(std::string data, size_t acks) {
     --writes_in_flight_;
     delete w;
     close();
+    return;
   }
+  flow_.ackQueue(unreadBytes());
 }
 
 void ForwardSession::beginDrain() {
@@ -376,7 +399,7 @@ void ForwardSession::checkDrained() {
   if (closing_ || !hasUnreadBytes(&tcp_)) {
     // Everything the client sent before the stop has been read and routed.
     drained_ = true;
-    if (!closing_) uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
+    if (!closing_) flow_.stop();
     input_.onSessionDrained();
   }
 }
@@ -384,7 +407,7 @@ void ForwardSession::checkDrained() {
 void ForwardSession::closeAfterWrites() {
   if (closing_) return;
   close_after_writes_ = true;
-  uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
+  flow_.stop();
   if (acks_->slots.empty() && writes_in_flight_ == 0) close();
 }
 
@@ -392,6 +415,7 @@ void ForwardSession::close() {
   if (closing_) return;
   closing_ = true;
   acks_->session = nullptr;
+  flow_.close();
   uv_timer_stop(&idle_);
   uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), &ForwardSession::onClosed);
   uv_close(reinterpret_cast<uv_handle_t*>(&idle_), &ForwardSession::onClosed);

@@ -14,6 +14,7 @@
 
 #include "src/forward/forward_decoder.h"
 #include "src/forward/forward_handshake.h"
+#include "src/session_flow.h"
 
 namespace ferry {
 class Router;
@@ -106,6 +107,8 @@ class ForwardSession {
   void writeAck(const std::string& chunk);
   void checkDrained();
   void resetIdle();
+  // Bytes the peer has not read yet: buffered acks plus libuv's write queue.
+  uint64_t unreadBytes();
 
   ForwardInput& input_;
   uv_tcp_t tcp_;
@@ -126,6 +129,8 @@ class ForwardSession {
   size_t acks_buffered_ = 0;
   // Set while the handshake is pending (security on, no valid PING yet).
   std::optional<handshake::ServerHandshake> handshake_;
+  // Pauses, the partial-frame deadline and the unread-ack limit; reads go through it.
+  SessionFlow flow_;
 };
 
 }  // namespace ferry::forward

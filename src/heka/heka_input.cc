@@ -278,6 +278,12 @@ TcpInput::TcpInput(const PluginContext& ctx)
   connections_rejected_ = &st.counter(cfg.name, "connections_rejected");
   connections_idle_closed_ = &st.counter(cfg.name, "connections_idle_closed");
   connections_closed_on_error_ = &st.counter(cfg.name, "connections_closed_on_error");
+  flow_ = ctx.flow;
+  flow_counters_ = registerFlowCounters(st, cfg.name, false);
+  session_limits_.frame_timeout_ms = static_cast<uint64_t>(cfg.durationMs("frame_timeout"));
+  gate_ = std::make_unique<AcceptGate>(
+      cfg.name, max_connections_, flow_counters_.accept_paused, [this] { return sessions_.size(); },
+      [this] { acceptOne(); });
 }
 
 TcpInput::~TcpInput() {
@@ -304,6 +310,7 @@ void TcpInput::start() {
     throw std::runtime_error(
         fmt::format("[{}] cannot listen on {}: {}", ingest_.name(), address_, uv_strerror(rc)));
   }
+  gate_->join(flow_);
   spdlog::info("[{}] listening on {} (heka tcp)", ingest_.name(), address_);
 }
 
@@ -328,25 +335,25 @@ void TcpInput::onConnection(uv_stream_t* server, int status) {
     spdlog::warn("[{}] accept failed: {}", self->ingest_.name(), uv_strerror(status));
     return;
   }
-  auto* s = new HekaTcpSession(*self, self->ingest_.loop());
-  self->sessions_.insert(s);
-  if (uv_accept(server, reinterpret_cast<uv_stream_t*>(s->handle())) != 0) {
+  self->gate_->onConnection(self->ingest_.loop());
+}
+
+void TcpInput::acceptOne() {
+  auto* s = new HekaTcpSession(*this, ingest_.loop());
+  sessions_.insert(s);
+  if (uv_accept(reinterpret_cast<uv_stream_t*>(listener_),
+                reinterpret_cast<uv_stream_t*>(s->handle())) != 0) {
+    connections_rejected_->inc();
     s->close();
     return;
   }
-  if (static_cast<int64_t>(self->sessions_.size()) > self->max_connections_) {
-    self->connections_rejected_->inc();
-    spdlog::warn("[{}] max_connections ({}) reached: closing new connection", self->ingest_.name(),
-                 self->max_connections_);
-    s->close();
-    return;
-  }
-  self->connections_accepted_->inc();
-  self->setKeepAlive(s->handle());
+  connections_accepted_->inc();
+  setKeepAlive(s->handle());
   s->start();
 }
 
 void TcpInput::stopAccepting() {
+  gate_->stop();
   if (listener_) {
     closeAndDelete(listener_);
     listener_ = nullptr;
@@ -381,6 +388,7 @@ void TcpInput::close() {
 void TcpInput::onSessionClosed(HekaTcpSession* s) {
   sessions_.erase(s);
   delete s;
+  if (listener_) gate_->retry();
   onSessionDrained();
 }
 
@@ -402,6 +410,29 @@ UdpInput::UdpInput(const PluginContext& ctx)
   net_ = cfg.str("net");
   datagrams_ = &ctx.stats->counter(cfg.name, "datagrams");
   truncated_datagrams_ = &ctx.stats->counter(cfg.name, "truncated_datagrams");
+  read_pauses_ = &ctx.stats->counter(cfg.name, "read_pauses");
+  read_resumes_ = &ctx.stats->counter(cfg.name, "read_resumes");
+  flow_ = ctx.flow;
+  pause_.setCallbacks(
+      [this] {
+        read_pauses_->inc();
+        if (udp_) uv_udp_recv_stop(udp_);
+      },
+      [this] {
+        read_resumes_->inc();
+        if (udp_) startReceiving();
+      });
+}
+
+int UdpInput::startReceiving() {
+  return uv_udp_recv_start(
+      udp_,
+      [](uv_handle_t* h, size_t, uv_buf_t* buf) {
+        auto* self = static_cast<UdpInput*>(h->data);
+        buf->base = self->recv_buf_.data();
+        buf->len = self->recv_buf_.size();
+      },
+      &UdpInput::onRecv);
 }
 
 UdpInput::~UdpInput() = default;
@@ -419,16 +450,9 @@ void UdpInput::start() {
   udp_->data = this;
   const unsigned flags = net_ == "udp6" ? UV_UDP_IPV6ONLY : 0;
   int rc = uv_udp_bind(udp_, reinterpret_cast<const sockaddr*>(&addr), flags);
-  if (rc == 0) {
-    rc = uv_udp_recv_start(
-        udp_,
-        [](uv_handle_t* h, size_t, uv_buf_t* buf) {
-          auto* self = static_cast<UdpInput*>(h->data);
-          buf->base = self->recv_buf_.data();
-          buf->len = self->recv_buf_.size();
-        },
-        &UdpInput::onRecv);
-  }
+  // A fanout already active pauses at once (no recv_start then: udp_ is not receiving yet).
+  if (rc == 0 && flow_) members_ = flow_->joinAll(pause_);
+  if (rc == 0 && !pause_.paused()) rc = startReceiving();
   if (rc != 0) {
     closeAndDelete(udp_);
     udp_ = nullptr;
@@ -481,6 +505,8 @@ void UdpInput::checkDrained() {
 }
 
 void UdpInput::closeHandle() {
+  members_.clear();
+  pause_.reset();
   if (udp_) {
     uv_udp_recv_stop(udp_);
     closeAndDelete(udp_);
@@ -593,6 +619,7 @@ PluginType tcpInputType() {
                       "protobuf Messages and kept byte for byte."},
       maxConnectionsOption(),
       idleTimeoutOption(" (hekad never closes idle connections)"),
+      frameTimeoutOption(),
       {.key = "keep_alive",
        .type = OptionType::Bool,
        .default_value = "false",

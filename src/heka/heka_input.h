@@ -16,6 +16,7 @@
 #include "src/heka/heka_framing.h"
 #include "src/heka/heka_signer.h"
 #include "src/plugin.h"
+#include "src/session_flow.h"
 #include "src/stats.h"
 
 namespace ferry::heka {
@@ -116,11 +117,16 @@ class TcpInput : public Input {
   int64_t idleTimeoutMs() const { return idle_timeout_ms_; }
   Counter& idleClosed() { return *connections_idle_closed_; }
   Counter& closedOnError() { return *connections_closed_on_error_; }
+  FlowControl* flow() const { return flow_; }
+  SessionFlowCounters& flowCounters() { return flow_counters_; }
+  const SessionFlowLimits& sessionLimits() const { return session_limits_; }
   void onSessionClosed(HekaTcpSession* s);
   void onSessionDrained();
 
  private:
   static void onConnection(uv_stream_t* server, int status);
+  // Accepts the connection libuv holds and starts its session.
+  void acceptOne();
   void setKeepAlive(uv_tcp_t* tcp);
 
   HekaIngest ingest_;
@@ -134,8 +140,12 @@ class TcpInput : public Input {
   Counter* connections_rejected_;
   Counter* connections_idle_closed_;
   Counter* connections_closed_on_error_;
+  FlowControl* flow_;
+  SessionFlowCounters flow_counters_;
+  SessionFlowLimits session_limits_;
   uv_tcp_t* listener_ = nullptr;
   std::set<HekaTcpSession*> sessions_;
+  std::unique_ptr<AcceptGate> gate_;
   std::function<void()> drain_done_;
 };
 
@@ -154,6 +164,7 @@ class UdpInput : public Input {
                      unsigned flags);
   void checkDrained();
   void closeHandle();
+  int startReceiving();
 
   HekaIngest ingest_;
   std::string address_;
@@ -162,8 +173,15 @@ class UdpInput : public Input {
   std::string recv_buf_;
   Counter* datagrams_;
   Counter* truncated_datagrams_;
+  Counter* read_pauses_;
+  Counter* read_resumes_;
   uv_udp_t* udp_ = nullptr;
   std::function<void()> drain_done_;
+  FlowControl* flow_;
+  // Pressure stops receiving: the kernel drops datagrams meanwhile (UDP cannot push back),
+  // which costs the same data as refusing them but no CPU or memory.
+  PauseSet pause_;
+  std::vector<PauseFanout::Membership> members_;  // after pause_
 };
 
 }  // namespace ferry::heka

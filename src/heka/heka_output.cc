@@ -151,6 +151,33 @@ struct Conn {
   bool rotated = false;             // closed by reconnect_after, not by a failure
 };
 
+// Delivery mode (resolveOnDelivery): one submitted batch's ack share, held by its queued
+// batch while it has events not framed yet and by every write that carries some of its
+// records; resolved when the last holder is done: accepted if every record was written,
+// failed if any was dropped. Destroying it unresolved fails the share (AckShare's rule).
+struct PendingShare {
+  AckShare ack;
+  uint32_t holders = 0;
+  bool failed = false;
+};
+using PendingSharePtr = std::shared_ptr<PendingShare>;
+
+void settle(PendingShare& s, bool ok) {
+  if (!ok) s.failed = true;
+  if (s.holders > 0 && --s.holders == 0) {
+    if (s.failed) {
+      s.ack.fail();
+    } else {
+      s.ack.accept();
+    }
+  }
+}
+
+void settleAll(std::vector<PendingSharePtr> shares, bool ok) {
+  for (auto& s : shares)
+    settle(*s, ok);
+}
+
 // One coalesced write: framed records in one buffer, kept for reuse (no allocation per
 // write once the pool is warm) and, if the connection fails before the callback says it
 // was written, resent whole on the next connection.
@@ -160,6 +187,7 @@ struct WriteReq {
   uint64_t events = 0;
   uint64_t seq = 0;  // order of creation: resent chunks keep their order
   Conn* conn = nullptr;
+  std::vector<PendingSharePtr> shares;  // delivery mode: batches it carries records of
 };
 
 struct Resolve {
@@ -170,8 +198,9 @@ struct Resolve {
 // A batch of Heka message bodies waiting to be framed into chunks.
 struct QueuedBatch {
   BatchPtr batch;
-  size_t next = 0;   // first event not yet framed into a chunk
-  size_t bytes = 0;  // framed size of events [next, end)
+  size_t next = 0;        // first event not yet framed into a chunk
+  size_t bytes = 0;       // framed size of events [next, end)
+  PendingSharePtr share;  // delivery mode only
 };
 
 class TcpOutput : public Output {
@@ -179,8 +208,14 @@ class TcpOutput : public Output {
   explicit TcpOutput(const PluginContext& ctx);
   ~TcpOutput() override;
 
+  // Queues the batch (dropping the oldest waiting data past queue_max_bytes) and accepts
+  // `ack` at once; after resolveOnDelivery(), only once all its records were written to
+  // the socket (uv_write called back with success), failed once they are done and any
+  // was dropped (queue full, the peer unreachable while stopping, close). Records whose
+  // write failed are resent on the next connection, as always, and keep the share open.
   void submit(BatchPtr batch, AckShare ack) override;
   void flush(std::function<void()> done) override;
+  void resolveOnDelivery() override { on_delivery_ = true; }
   void close() override;
 
  private:
@@ -268,6 +303,7 @@ class TcpOutput : public Output {
   std::string scratch_;
 
   std::function<void()> flush_done_;
+  bool on_delivery_ = false;
   bool flushing_ = false;
   bool gave_up_ = false;
   bool closed_ = false;
@@ -662,10 +698,18 @@ void TcpOutput::submit(BatchPtr batch, AckShare ack) {
   makeRoom(bytes);
   pending_events_ += batch->events.size();
   queue_bytes_ += bytes;
-  queue_.push_back(QueuedBatch{std::move(batch), 0, bytes});
-  // Accepted once queued in memory: Heka's protocol has no acknowledgement, so waiting for
-  // the kernel to take the bytes would promise nothing more (heka.md §6.4).
-  ack.accept();
+  queue_.push_back(QueuedBatch{std::move(batch), 0, bytes, nullptr});
+  if (on_delivery_) {
+    // Held by the queued batch until its last record is framed (fillChunk).
+    auto share = std::make_shared<PendingShare>();
+    share->ack = std::move(ack);
+    share->holders = 1;
+    queue_.back().share = std::move(share);
+  } else {
+    // Accepted once queued in memory: Heka's protocol has no acknowledgement, so waiting
+    // for the kernel to take the bytes would promise nothing more (heka.md §6.4).
+    ack.accept();
+  }
   schedulePump();
   updateGauges();
 }
@@ -695,33 +739,42 @@ void TcpOutput::makeRoom(size_t incoming) {
 
 void TcpOutput::dropOldest() {
   uint64_t n = 0;
+  std::vector<PendingSharePtr> shares;
   if (!retry_.empty()) {  // resent chunks are older than anything in queue_
     WriteReq* w = retry_.front();
     retry_.pop_front();
     n = w->events;
     retry_bytes_ -= w->buf.size();
+    shares = std::move(w->shares);
     recycle(w);
   } else {
     QueuedBatch& q = queue_.front();
     n = q.batch->events.size() - q.next;
     queue_bytes_ -= q.bytes;
+    if (q.share) shares.push_back(std::move(q.share));
     queue_.pop_front();
   }
   pending_events_ -= n;
   dropped_events_.inc(n);
   drop_log_.warn(loop_, name_, n, drop_what_);
+  settleAll(std::move(shares), false);
 }
 
 void TcpOutput::dropAll(std::string_view why) {
   uint64_t n = 0;
+  std::vector<PendingSharePtr> shares;
   for (WriteReq* w : retry_) {
     n += w->events;
+    for (auto& s : w->shares)
+      shares.push_back(std::move(s));
     recycle(w);
   }
   retry_.clear();
   retry_bytes_ = 0;
-  for (const QueuedBatch& q : queue_)
+  for (QueuedBatch& q : queue_) {
     n += q.batch->events.size() - q.next;
+    if (q.share) shares.push_back(std::move(q.share));
+  }
   queue_.clear();
   queue_bytes_ = 0;
   pending_events_ -= n;
@@ -731,6 +784,7 @@ void TcpOutput::dropAll(std::string_view why) {
     spdlog::error("[{}] {}: dropped {} events not yet sent", name_, why, n);
   }
   updateGauges();
+  settleAll(std::move(shares), false);
 }
 
 void TcpOutput::pump() {
@@ -780,6 +834,7 @@ void TcpOutput::fillChunk(WriteReq& w, uint64_t max_events) {
   w.events = 0;
   w.seq = next_seq_++;
   uint64_t oversize = 0;
+  std::vector<PendingSharePtr> framed_whole;  // batches with no record left to frame
   while (!queue_.empty() && w.buf.size() < kChunkBytes && w.events < max_events) {
     QueuedBatch& q = queue_.front();
     const Batch& b = *q.batch;
@@ -796,8 +851,15 @@ void TcpOutput::fillChunk(WriteReq& w, uint64_t max_events) {
       }
       appendRecord(w.buf, body);
       ++w.events;
+      if (q.share && (w.shares.empty() || w.shares.back() != q.share)) {
+        ++q.share->holders;
+        w.shares.push_back(q.share);
+      }
     }
-    if (q.next == b.events.size()) queue_.pop_front();
+    if (q.next == b.events.size()) {
+      if (q.share) framed_whole.push_back(std::move(q.share));
+      queue_.pop_front();
+    }
   }
   if (oversize > 0) {
     pending_events_ -= oversize;
@@ -806,6 +868,9 @@ void TcpOutput::fillChunk(WriteReq& w, uint64_t max_events) {
         loop_, name_, oversize,
         fmt::format("dropped messages longer than max_message_size ({} bytes)", max_message_size_));
   }
+  // The queued batch's hold ends; its writes hold the share now. A message dropped as
+  // oversize does not fail it: it can never be written, so sending it again is no use.
+  settleAll(std::move(framed_whole), true);
 }
 
 // The relay rule: the body goes out byte for byte, behind a fresh header (Heka's outputs
@@ -831,16 +896,19 @@ void TcpOutput::writeDone(WriteReq* w, int status) {
   w->conn = nullptr;
   --inflight_;
   inflight_bytes_ -= w->buf.size();
+  std::vector<PendingSharePtr> written;
   if (status == 0) {
     // In the kernel's send buffer: as far as TCP without acks can tell, delivered.
     pending_events_ -= w->events;
     events_out_.inc(w->events);
     bytes_out_.inc(w->buf.size());
+    written = std::move(w->shares);
     recycle(w);
   } else {
     requeue(w);
     if (status != UV_ECANCELED) lose(c, status, "write failed");
   }
+  settleAll(std::move(written), true);
   pump();
   updateGauges();
   checkFlushed();
@@ -853,7 +921,9 @@ void TcpOutput::requeue(WriteReq* w) {
   if (gave_up_ || closed_) {
     pending_events_ -= w->events;
     dropped_events_.inc(w->events);
+    std::vector<PendingSharePtr> shares = std::move(w->shares);
     recycle(w);
+    settleAll(std::move(shares), false);
     return;
   }
   auto it = std::upper_bound(retry_.begin(), retry_.end(), w->seq,
@@ -883,6 +953,7 @@ void TcpOutput::recycle(WriteReq* w) {
   }
   w->buf.clear();
   w->events = 0;
+  w->shares.clear();
   free_reqs_.push_back(w);
 }
 
@@ -917,6 +988,20 @@ void TcpOutput::close() {
   closed_ = true;
   if (pending_events_ > 0) {
     spdlog::warn("[{}] closing with {} events not written to {}", name_, pending_events_, address_);
+  }
+  if (on_delivery_) {
+    // What waits here will not be written any more: its shares fail now, while whoever
+    // holds them is still there (writes already in libuv still report as they end).
+    std::vector<PendingSharePtr> shares;
+    for (WriteReq* w : retry_) {
+      for (auto& s : w->shares)
+        shares.push_back(std::move(s));
+      w->shares.clear();
+    }
+    for (QueuedBatch& q : queue_) {
+      if (q.share) shares.push_back(std::move(q.share));
+    }
+    settleAll(std::move(shares), false);
   }
   if (resolving_) {
     resolving_->owner = nullptr;

@@ -15,7 +15,14 @@ constexpr size_t kReadSize = 64 * 1024;
 }  // namespace
 
 HekaTcpSession::HekaTcpSession(TcpInput& input, uv_loop_t* loop)
-    : input_(input), splitter_(input.ingest().maxMessageSize()) {
+    : input_(input),
+      splitter_(input.ingest().maxMessageSize()),
+      flow_(loop, reinterpret_cast<uv_stream_t*>(&tcp_), &HekaTcpSession::onAlloc,
+            &HekaTcpSession::onRead, input.sessionLimits(), input.flowCounters(),
+            [this](const char* why) {
+              spdlog::warn("[{}] closing connection: {}", input_.ingest().name(), why);
+              close();
+            }) {
   uv_tcp_init(loop, &tcp_);
   uv_timer_init(loop, &idle_);
   tcp_.data = this;
@@ -25,8 +32,8 @@ HekaTcpSession::HekaTcpSession(TcpInput& input, uv_loop_t* loop)
 
 void HekaTcpSession::start() {
   read_buf_.resize(kReadSize);
-  uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), &HekaTcpSession::onAlloc,
-                &HekaTcpSession::onRead);
+  // Starts paused when a fanout is active (a connection accepted under pressure).
+  flow_.start(input_.flow());
   resetIdle();
 }
 
@@ -39,6 +46,11 @@ void HekaTcpSession::resetIdle() {
 
 void HekaTcpSession::onIdle(uv_timer_t* t) {
   auto* self = static_cast<HekaTcpSession*>(t->data);
+  if (self->flow_.paused()) {
+    // We stopped reading it: the silence is ours, and pressure never closes a connection.
+    self->resetIdle();
+    return;
+  }
   self->input_.idleClosed().inc();
   spdlog::debug("[{}] closing idle connection", self->input_.ingest().name());
   self->close();
@@ -56,8 +68,11 @@ void HekaTcpSession::onRead(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) 
     HekaIngest& ingest = self->input_.ingest();
     ingest.countBytes(static_cast<uint64_t>(nread));
     self->resetIdle();
+    const size_t before = self->splitter_.buffered() + static_cast<size_t>(nread);
     self->splitter_.append(buf->base, static_cast<size_t>(nread));
     ingest.consume(self->splitter_);
+    if (self->closing_) return;
+    self->flow_.afterRead(self->splitter_.buffered(), self->splitter_.buffered() < before);
     if (!self->closing_ && self->draining_) self->checkDrained();
     return;
   }
@@ -80,7 +95,7 @@ void HekaTcpSession::checkDrained() {
   if (closing_ || !hasUnreadBytes(&tcp_)) {
     // Everything the client sent before the stop has been read and routed.
     drained_ = true;
-    if (!closing_) uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
+    if (!closing_) flow_.stop();
     input_.onSessionDrained();
   }
 }
@@ -91,6 +106,7 @@ void HekaTcpSession::close() {
   // Heka's splitter drops an incomplete final record too (deliver_incomplete_final is
   // meaningless for framed protobuf: a partial body cannot decode).
   input_.ingest().discard(splitter_);
+  flow_.close();
   uv_timer_stop(&idle_);
   uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), &HekaTcpSession::onClosed);
   uv_close(reinterpret_cast<uv_handle_t*>(&idle_), &HekaTcpSession::onClosed);

@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include "src/heka/heka_framing.h"
+#include "src/session_flow.h"
 
 namespace ferry::heka {
 
@@ -46,6 +47,8 @@ class HekaTcpSession {
   bool drained_ = false;
   HekaFramingSplitter splitter_;
   std::string read_buf_;
+  // Pauses and the partial-record deadline; reads go through it.
+  SessionFlow flow_;
 };
 
 }  // namespace ferry::heka

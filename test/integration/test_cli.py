@@ -214,8 +214,9 @@ def test_hekad_is_an_alias_of_ferry(tmp_path):
     r = run("-c", path, "--check-config")
     assert r.returncode == 0, r.stderr
     lines = r.stdout.decode().splitlines()
-    assert lines[1:6] == ["[hekad]", "  hostname = (unset)", '  log_level = "warn"',
-                          "  max_message_size = 64KiB", "  shutdown_timeout = 3s"]
+    assert lines[1:8] == ["[hekad]", '  base_dir = "/var/lib/ferry"', "  hostname = (unset)",
+                          '  log_level = "warn"', "  max_message_size = 64KiB",
+                          "  memory_limit = 1GiB", "  shutdown_timeout = 3s"]
 
 
 def test_type_defaults_to_table_name(tmp_path):

@@ -552,19 +552,26 @@ def test_reference_errors_at_start(tmp_path, text, where, words):
 
 
 def test_max_connections(heka):
+    """Past max_connections a new connection waits in the backlog (not closed) and is
+    served once a slot frees."""
     d = heka(SPLITTER_FORM.replace('splitter = "signed_splitter"',
                                    'splitter = "signed_splitter"\nmax_connections = 1'))
     first = d.connect()
     wait_for(lambda: d.input_stats().get("connections_accepted") == 1, "first connection")
     second = d.connect()
-    assert wait_closed(second)
-    st = d.input_stats()
-    assert (st["connections_accepted"], st["connections_rejected"]) == (1, 1)
     rec = records("go-client-gen-none")[0]
+    second.sendall(rec)
+    wait_for(lambda: d.input_stats().get("accept_paused") == 1, "accept paused")
+    st = d.input_stats()
+    assert (st["connections_accepted"], st["connections_rejected"], st["bytes"]) == (1, 0, 0)
     first.sendall(rec)
     d.wait_bytes(len(rec))
     assert d.input_stats()["messages"] == 1
     first.close()
+    # The first slot frees: the waiting connection is accepted and its record read.
+    d.wait_bytes(2 * len(rec))
+    st = d.input_stats()
+    assert (st["connections_accepted"], st["messages"]) == (2, 2)
     second.close()
 
 
