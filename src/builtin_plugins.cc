@@ -29,7 +29,9 @@ void registerBuiltinPlugins(PluginRegistry& registry) {
   buffered(fileOutputType(), "block", 8 * kMiB);
   registry.add(nullOutputType());  // discards at once: nothing to queue
   buffered(forward::forwardOutputType(), "block", 64 * kMiB);
-  buffered(heka::tcpOutputType(), "block", 64 * kMiB);
+  PluginType tcp_output = heka::tcpOutputType();
+  tcp_output.buffer_on_delivery = true;  // its own accept means only "queued"
+  buffered(std::move(tcp_output), "block", 64 * kMiB);
 }
 
 }  // namespace ferry

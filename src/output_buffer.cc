@@ -50,6 +50,7 @@ BufferOptions parseBufferOptions(const PluginConfig& cfg, const PluginType& type
                                  const Config& full_config) {
   BufferOptions o;
   o.queue.name = cfg.name;
+  o.on_delivery = type.buffer_on_delivery;
   o.queue.memory_limit = type.default_memory_limit;
   if (!parseFullAction(type.default_full_action, o.queue.full_action)) {
     throw std::logic_error("bad default full_action for " + type.name);
@@ -164,6 +165,9 @@ BufferedOutput::BufferedOutput(const PluginContext& ctx, std::unique_ptr<Output>
       inner_(std::move(inner)),
       opt_(std::move(options)),
       inflight_limit_(inflightLimit(opt_.queue)) {
+  if (const uint64_t own = inner_->maxInflightBytes(); own > 0) {
+    inflight_limit_ = std::min(inflight_limit_, own);
+  }
   StatsRegistry& st = *ctx.stats;
   auto counter = [&](const char* n) { return &st.counter(name_, n); };
   c_ = Counters{counter("buffer_queued_bytes"),
@@ -192,6 +196,7 @@ BufferedOutput::BufferedOutput(const PluginContext& ctx, std::unique_ptr<Output>
   MemoryBudget::Account account;
   if (flow_) account = flow_->budget.account(name_);
   if (!opt_.spooled) {
+    if (opt_.on_delivery) inner_->resolveOnDelivery();
     queue_ = std::make_unique<OutputQueue>(opt_.queue, std::move(account));
     if (opt_.queue.full_action == FullAction::Block && flow_) {
       queue_->setWatermarkCallbacks([this] { flow_->output_full.raise(name_); },
@@ -269,7 +274,17 @@ void BufferedOutput::submit(BatchPtr batch, AckShare ack) {
     return;
   }
   if (!spool_) {
-    queue_->push(std::move(batch), std::move(ack));
+    if (opt_.on_delivery) {
+      // The output only reports delivery; "accepted into memory" is this queue taking it
+      // (architecture §5), as the output itself would have said without a buffer.
+      if (queue_->push(std::move(batch), AckShare()) == OutputQueue::PushResult::Queued) {
+        ack.accept();
+      } else {
+        ack.fail();
+      }
+    } else {
+      queue_->push(std::move(batch), std::move(ack));
+    }
     memoryPump();
   } else {
     spoolSubmit(std::move(batch), std::move(ack));
@@ -560,6 +575,11 @@ void BufferedOutput::readMore() {
         }
         if (recs.empty()) {
           disk_mode_ = false;  // caught up with what is on disk
+          // With no append outstanding, seqs below nextSeq() that no read returned were
+          // damaged away (a torn tail): nothing is left to deliver for them.
+          if (pending_.empty() && cache_.empty()) {
+            handed_max_ = std::max(handed_max_, spool_->nextSeq() - 1);
+          }
         }
         for (SpoolRecord& r : recs) {
           if (r.seq <= handed_max_) continue;

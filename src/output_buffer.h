@@ -40,6 +40,7 @@ struct BufferOptions {
   OutputQueueOptions queue;
   SpoolOptions spool;
   std::string path;  // spool directory
+  bool on_delivery = false;  // PluginType::buffer_on_delivery
 };
 
 // The `buffer` table option every buffered output type gets (PluginRegistry::add).

@@ -34,6 +34,10 @@ class Output {
   // are merely held in the output's memory, so the spool keeps them until then. A failed
   // share then means "not delivered": the buffer keeps the events and submits them again.
   virtual void resolveOnDelivery() {}
+  // The most the buffering layer should have submitted here and not yet resolved; 0: no
+  // bound of the output's own. An output with its own drop policy answers below it, so the
+  // policy never applies behind a buffer.
+  virtual uint64_t maxInflightBytes() const { return 0; }
   // SIGUSR1: reopen files. Default: nothing to reopen.
   virtual void reopen() {}
   virtual void close() {}
@@ -86,6 +90,10 @@ struct PluginType {
   bool buffered = false;
   std::string default_full_action = "block";
   uint64_t default_memory_limit = uint64_t{64} << 20;
+  // The buffer runs the output in resolveOnDelivery() mode even without a spool: for an
+  // output whose own accept means only "queued" (Heka TcpOutput), so that a dead peer
+  // fills the buffer and its full_action applies, not the output's private queue.
+  bool buffer_on_delivery = false;
   std::function<std::unique_ptr<Input>(const PluginContext&)> make_input;
   std::function<std::unique_ptr<Output>(const PluginContext&)> make_output;
 };

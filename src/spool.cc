@@ -379,9 +379,10 @@ SpoolStatus SpoolStore::read(size_t max_records, size_t max_bytes, std::vector<S
     }
     const std::string_view view = std::string_view(read_buf_).substr(read_off_ - read_buf_base_);
     const size_t want = max_records - (out.size() - start);
-    const spool::ScanResult r = spool::scanRecords(view, maxPayload(), read_last_seq_, want);
-    stats_.read_skipped += r.corrupt_spans + (r.torn_tail ? 1 : 0);
-    size_t consumed = r.records.size() < want ? view.size() : r.valid_end;
+    const uint64_t after = read_last_seq_;
+    const spool::ScanResult r = spool::scanRecords(view, maxPayload(), after, want);
+    const size_t scanned = r.records.size() < want ? view.size() : r.valid_end;
+    size_t consumed = scanned;
     for (size_t i = 0; i < r.records.size(); ++i) {
       const spool::ScannedRecord& rec = r.records[i];
       if (out.size() > start && bytes >= max_bytes) {
@@ -393,6 +394,13 @@ SpoolStatus SpoolStore::read(size_t max_records, size_t max_bytes, std::vector<S
       out.push_back(
           {rec.seq, std::string(view.substr(rec.offset + spool::kRecordHeaderSize, rec.length))});
       bytes += rec.length;
+    }
+    // Count only the damage the cursor moves past: a read cut short scans the rest again.
+    if (consumed < scanned) {
+      const spool::ScanResult p = spool::scanRecords(view.substr(0, consumed), maxPayload(), after);
+      stats_.read_skipped += p.corrupt_spans + (p.torn_tail ? 1 : 0);
+    } else {
+      stats_.read_skipped += r.corrupt_spans + (r.torn_tail ? 1 : 0);
     }
     read_off_ += consumed;
   }

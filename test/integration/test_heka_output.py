@@ -623,23 +623,31 @@ def test_reconnect_after(ferry, sinks):
 
 def test_queue_bound_drops_oldest(ferry, sinks):
     port = free_port()
-    d = ferry(FORWARD_TO_HEKA + 'queue_max_bytes = "2KiB"\n', port)
+    # The buffer in front of TcpOutput holds what waits (its own queue only what is being
+    # written, at most a quarter of queue_max_bytes), and drops the oldest of it when full.
+    d = ferry(FORWARD_TO_HEKA + 'queue_max_bytes = "2KiB"\n'
+              '[out.buffer]\nmemory_limit = "2KiB"\nfull_action = "drop_oldest"\n', port)
     s = fluent_sender(d)
     for i in range(40):
         assert s.emit("q", {"i": i, "pad": "p" * 100})
     s.close()
-    st = wait_for(lambda: (lambda o: o if o.get("dropped_events", 0) + o.get("queued_events", 0)
-                           >= 40 and o.get("dropped_events", 0) > 0 else None)(d.out()),
-                  "every event queued or dropped")
-    assert st["queued_bytes"] <= 2048
-    kept = st["queued_events"]
+    st = wait_for(lambda: (lambda o: o if o.get("buffer_dropped_oldest_events", 0)
+                           + o.get("buffer_queued_events", 0) + o.get("queued_events", 0)
+                           >= 40 and o.get("buffer_dropped_oldest_events", 0) > 0 else None)(
+                               d.out()), "every event queued or dropped")
+    assert st["buffer_queued_bytes"] <= 2048
+    assert st["queued_bytes"] <= 2048 // 4 + 300  # one message over a quarter at most
+    dropped = st["buffer_dropped_oldest_events"]
+    kept = 40 - dropped
     sink = sinks(port=port)
     msgs = sink.wait_messages(kept)
     got = [field_map(m)["i"]["values"][0] for m in msgs]
-    # The newest survive, in order; the oldest were dropped.
-    assert got == list(range(40 - kept, 40))
-    assert d.wait_out("events_out", kept)["dropped_events"] == 40 - kept
-    assert "queue full" in d.stderr()
+    # What TcpOutput already held (the oldest) and the newest survive, in order; the
+    # dropped ones are one run in between.
+    head = next(i for i, v in enumerate(got) if v != i)
+    assert got == list(range(head)) + list(range(head + dropped, 40))
+    assert d.wait_out("events_out", kept)["dropped_events"] == 0
+    assert "output queue full" in d.stderr()
 
 
 def test_stalled_peer_keeps_memory_bounded(ferry):
@@ -654,19 +662,26 @@ def test_stalled_peer_keeps_memory_bounded(ferry):
     listener.listen(4)
     try:
         d = ferry(FORWARD_TO_HEKA.replace('shutdown_timeout = "10s"', 'shutdown_timeout = "1s"')
-                  + 'queue_max_bytes = "1MiB"\n', listener.getsockname()[1])
+                  + 'queue_max_bytes = "1MiB"\n'
+                  + '[out.buffer]\nmemory_limit = "1MiB"\nfull_action = "drop_oldest"\n',
+                  listener.getsockname()[1])
         s = fluent_sender(d)
         pad = "s" * 1000
         for i in range(20000):
             assert s.emit("stall", {"i": i, "pad": pad})
         s.close()
-        st = d.wait_out("dropped_events", 1)
+        st = d.wait_out("buffer_dropped_oldest_events", 1)
         assert d.out()["connects"] == 1
-        # Never more than the bound plus the one batch being admitted.
+        # Never more than the bound plus the one batch being admitted, in the buffer and in
+        # TcpOutput's own queue (a quarter of queue_max_bytes).
         for _ in range(20):
-            assert d.out()["queued_bytes"] <= (1 << 20) + 1200
-        st = d.wait_out("queued_events", 1)  # the newest are never dropped
-        assert st["events_out"] + st["dropped_events"] + st["queued_events"] == 20000
+            o = d.out()
+            assert o["buffer_queued_bytes"] <= (1 << 20) + 1200
+            assert o["queued_bytes"] <= (1 << 18) + 1200
+        st = d.wait_out("buffer_queued_events", 1)  # the newest are never dropped
+        assert (st["events_out"] + st["buffer_dropped_oldest_events"] + st["queued_events"]
+                + st["buffer_queued_events"] == 20000)
+        assert st["dropped_events"] == 0
         assert st["events_out"] < 15000  # the kernel took a few MB at most
         assert d.stop() == 0
         assert "shutdown_timeout reached" in d.stderr()
