@@ -41,7 +41,8 @@ OptionSpec bufferOptionSpec() {
           "`memory_limit` (default per output type), `high_watermark` (= memory_limit), "
           "`low_watermark` (= high / 2), `overflow_limit` (= 2 × memory_limit), "
           "`full_action` \"block\" | \"drop_oldest\" | \"drop_newest\" (default per type); "
-          "with type = \"file\": `total_limit_size` (1GiB), `segment_size` (8MiB), `sync` "
+          "with type = \"file\": `total_limit_size` (1GiB), `segment_size` (8MiB, at most a "
+          "quarter of total_limit_size), `sync` "
           "\"always\" | \"interval\" | \"none\" (interval), `sync_interval` (1s), `path` "
           "(`<base_dir>/spool/<output>`)."};
 }
@@ -80,6 +81,7 @@ BufferOptions parseBufferOptions(const PluginConfig& cfg, const PluginType& type
   };
   uint64_t high = 0, low = 0, overflow = 0;
   bool spool_keys = false;
+  bool segment_set = false;
   for (const auto& [key, value] : table.table) {
     if (key == "type") {
       if (value == "file") {
@@ -104,6 +106,7 @@ BufferOptions parseBufferOptions(const PluginConfig& cfg, const PluginType& type
       spool_keys = true;
     } else if (key == "segment_size") {
       o.spool.segment_size = size(key, value, 4096);
+      segment_set = true;
       spool_keys = true;
     } else if (key == "sync") {
       if (value == "always") {
@@ -136,6 +139,11 @@ BufferOptions parseBufferOptions(const PluginConfig& cfg, const PluginType& type
     fail("type",
          "spool keys (total_limit_size, segment_size, sync, sync_interval, path) need "
          "type = \"file\"");
+  }
+  if (!segment_set) {
+    // A small spool gets smaller segments, so drop_oldest and deletion stay fine-grained.
+    o.spool.segment_size = std::max<uint64_t>(
+        4096, std::min<uint64_t>(o.spool.segment_size, o.spool.total_limit_size / 4));
   }
   if (o.spooled && o.spool.segment_size > o.spool.total_limit_size) {
     fail("segment_size", "is larger than total_limit_size");
