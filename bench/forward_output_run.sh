@@ -6,6 +6,8 @@
 # build/ferry_bench (FERRYD=, FERRY_BENCH= override them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 usage() {
   cat <<'EOF'
@@ -28,42 +30,17 @@ while [ $# -gt 0 ]; do
     *) echo "forward_output_run.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
   esac
 done
-for v in "$EVENTS" "$REPEAT"; do
-  if ! [[ "$v" =~ ^[1-9][0-9]*$ ]]; then
-    echo "forward_output_run.sh: '$v' is not a positive integer" >&2
-    exit 2
-  fi
-done
+bench_check_counts forward_output_run.sh "$EVENTS" "$REPEAT"
 
 FERRYD="${FERRYD:-build/ferryd}"
 BENCH="${FERRY_BENCH:-build/ferry_bench}"
-for bin in "$FERRYD" "$BENCH"; do
-  if [ ! -x "$bin" ]; then
-    echo "forward_output_run.sh: $bin is missing; build first: cmake --build build -j2" >&2
-    exit 2
-  fi
-done
+bench_check_bins forward_output_run.sh "$FERRYD" "$BENCH"
 
 tmp="$(mktemp -d)"
 ferryd_pid=""
 sink_pid=""
-CLK_TCK="$(getconf CLK_TCK)"
 
-# SIGTERM, then up to 15 s for a graceful exit, then SIGKILL.
-stop_pid() {
-  local pid="$1"
-  [ -n "$pid" ] || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 150); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    echo "forward_output_run.sh: pid $pid ignored SIGTERM for 15 s; killing it" >&2
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  wait "$pid" 2>/dev/null || true
-}
+stop_pid() { bench_stop_pid "$1" forward_output_run.sh; }
 # shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
   stop_pid "$ferryd_pid"
@@ -72,44 +49,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-# Up to 10 s for a server to accept a connection; fails early if it exited.
-wait_port() {
-  local port="$1" pid="$2"
-  for _ in $(seq 100); do
-    kill -0 "$pid" 2>/dev/null || return 1
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
-    sleep 0.1
-  done
-  return 1
-}
-
-# CPU ticks (user + system, all threads) of a process: fields 14 and 15 of its stat,
-# counted after the ")" that ends the command name.
-cpu_ticks() {
-  awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
-}
-
-now() { date +%s.%N; }
-
-# The newest value of counter $2 of component $1 in ferryd's log (after a SIGUSR1).
-counter() {
-  grep -o "stats {.*" "$tmp/ferryd.log" | tail -n 1 |
-    grep -o "\"$1\":{[^}]*}" | grep -o "\"$2\":[0-9]*" | cut -d: -f2
-}
-
-# Asks ferryd for its counters until out.events_delivered reaches $1 (at most 120 s).
-wait_delivered() {
-  local want="$1" have=""
-  for _ in $(seq 2400); do
-    kill -USR1 "$ferryd_pid"
-    sleep 0.05
-    have="$(counter out events_delivered || true)"
-    if [ -n "$have" ] && [ "$have" -ge "$want" ]; then return 0; fi
-  done
-  echo "forward_output_run.sh: only ${have:-0} of $want events delivered after 120 s" >&2
-  return 1
-}
 
 # $1 output: null | forward-output; $2 require_ack_response; $3 compress
 start_ferryd() {
@@ -142,24 +81,25 @@ measure() {
     sink_port="$("$BENCH" free-port)"
     "$BENCH" sink --port "$sink_port" >/dev/null 2>"$tmp/sink.log" &
     sink_pid=$!
-    wait_port "$sink_port" "$sink_pid" || { echo "sink did not start" >&2; return; }
+    bench_wait_port "$sink_port" "$sink_pid" || { echo "sink did not start" >&2; return; }
   fi
   start_ferryd "$port" "$output" "$ack" "$compress" "$sink_port"
-  if ! wait_port "$port" "$ferryd_pid"; then
+  if ! bench_wait_port "$port" "$ferryd_pid"; then
     echo "forward_output_run.sh: ferryd did not start:" >&2
     tail -n 5 "$tmp/ferryd.log" >&2
     stop_pid "$sink_pid"; sink_pid=""
     return
   fi
-  cpu0="$(cpu_ticks "$ferryd_pid")"
-  t0="$(now)"
+  cpu0="$(bench_cpu_ticks "$ferryd_pid")"
+  t0="$(bench_now)"
   line="$("$BENCH" load --port "$port" --mode "$mode" --events "$EVENTS" --batch 1000 --ack \
     --window 64 --timeout 300)" || line=""
   if [ -n "$line" ] && [ "$output" != null ]; then
-    wait_delivered "$EVENTS" || line=""
+    bench_wait_delivered "$ferryd_pid" "$tmp/ferryd.log" "$EVENTS" forward_output_run.sh ||
+      line=""
   fi
-  t1="$(now)"
-  cpu1="$(cpu_ticks "$ferryd_pid")"
+  t1="$(bench_now)"
+  cpu1="$(bench_cpu_ticks "$ferryd_pid")"
   stop_pid "$ferryd_pid"; ferryd_pid=""
   if [ -n "$sink_pid" ]; then
     stop_pid "$sink_pid"; sink_pid=""
@@ -170,24 +110,18 @@ measure() {
     grep -v "stats {" "$tmp/ferryd.log" | tail -n 5 >&2 || true
     return
   fi
-  result="$(awk -v n="$EVENTS" -v t0="$t0" -v t1="$t1" -v c0="$cpu0" -v c1="$cpu1" \
-    -v tck="$CLK_TCK" -v r="$requests" 'BEGIN {
-      printf "%.0f %.4f %s", n / (t1 - t0), (c1 - c0) / tck / n * 1e6, r }')"
+  result="$(bench_per_s "$EVENTS" "$t0" "$t1") $(bench_cpu_s_per_m "$cpu0" "$cpu1" "$EVENTS")"
+  result+=" $requests"
   if [ -n "$JSON_OUT" ]; then
     read -r r_eps r_cpu r_req <<<"$result"
     {
       printf '{"path":"%s","mode":"%s","output":"%s","ack":"%s","compress":"%s","events":%s,' \
         "$label" "$mode" "$output" "$ack" "$compress" "$EVENTS"
       printf '"wall_s":%s,"events_per_s":%s,"ferryd_cpu_s_per_m_events":%s,' \
-        "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')" "$r_eps" "$r_cpu"
+        "$(bench_elapsed "$t0" "$t1")" "$r_eps" "$r_cpu"
       printf '"sink_requests":"%s","load":%s}\n' "$r_req" "$line"
     } >>"$JSON_OUT"
   fi
-}
-
-median() {
-  printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 }
-    END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
 # label|input mode|output|require_ack_response|compress
@@ -232,11 +166,10 @@ for p in "${paths[@]}"; do
     failed=1
     continue
   fi
-  m_eps="$(median "${eps[@]}")"
-  m_cpu="$(median "${cpu[@]}")"
+  m_eps="$(bench_median "${eps[@]}")"
+  m_cpu="$(bench_median "${cpu[@]}")"
   if [ "$output" = null ]; then base_cpu="$m_cpu"; fi
-  ratio="$(awk -v c="$m_cpu" -v b="$base_cpu" 'BEGIN {
-    if (b > 0) printf "%.2f", c / b; else print "n/a" }')"
+  ratio="$(bench_ratio "$m_cpu" "$base_cpu")"
   # shellcheck disable=SC2059
   printf "$fmt" "$label" "$(printf '%.0f' "$m_eps")" "$m_cpu" "$ratio" "$req"
 done

@@ -4,6 +4,8 @@
 # floor. Prints messages/s and ferryd CPU-s per 1M messages. Builds nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 usage() {
   cat <<'EOF'
@@ -42,39 +44,18 @@ if ! [[ "$WINDOW_MIB" =~ ^[0-9]+$ ]]; then
   echo "bench/heka_run.sh: '$WINDOW_MIB' is not a number" >&2
   exit 2
 fi
-for v in "$MESSAGES" "$REPEAT"; do
-  if ! [[ "$v" =~ ^[1-9][0-9]*$ ]]; then
-    echo "bench/heka_run.sh: '$v' is not a positive integer" >&2
-    exit 2
-  fi
-done
+bench_check_counts bench/heka_run.sh "$MESSAGES" "$REPEAT"
 
 FERRYD="${FERRYD:-build/ferryd}"
 BENCH="${FERRY_HEKA_BENCH:-build/ferry_heka_bench}"
-for bin in "$FERRYD" "$BENCH"; do
-  if [ ! -x "$bin" ]; then
-    echo "bench/heka_run.sh: $bin is missing; build first: cmake --build build -j2" >&2
-    exit 2
-  fi
-done
+bench_check_bins bench/heka_run.sh "$FERRYD" "$BENCH"
 
 tmp="$(mktemp -d)"
 server_pid=""
 result=""
 
-# SIGTERM, then up to 15 s for a graceful exit, then SIGKILL.
 stop_server() {
-  [ -n "$server_pid" ] || return 0
-  kill -TERM "$server_pid" 2>/dev/null || true
-  for _ in $(seq 150); do
-    kill -0 "$server_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if kill -0 "$server_pid" 2>/dev/null; then
-    echo "bench/heka_run.sh: pid $server_pid ignored SIGTERM for 15 s; killing it" >&2
-    kill -KILL "$server_pid" 2>/dev/null || true
-  fi
-  wait "$server_pid" 2>/dev/null || true
+  bench_stop_pid "$server_pid" bench/heka_run.sh
   server_pid=""
 }
 # shellcheck disable=SC2317  # called by the EXIT trap
@@ -84,17 +65,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-# Up to 10 s for ferryd to accept connections; fails early if it exited.
-wait_port() {
-  local port="$1"
-  for _ in $(seq 100); do
-    kill -0 "$server_pid" 2>/dev/null || return 1
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
-    sleep 0.1
-  done
-  return 1
-}
 
 # The end marker (Type "bench.end") always goes to the sink through a TcpOutput, so the
 # run ends when everything before it has been routed. $3: the output for the messages.
@@ -124,10 +94,6 @@ start_ferryd() {
   server_pid=$!
 }
 
-field() {
-  sed -n "s/.*\"$2\":\"\{0,1\}\([^,\"}]*\).*/\1/p" <<<"$1"
-}
-
 # One run; sets `result` to the JSON line, or "" on failure. Where every message reaches
 # the sink, the sender keeps within WINDOW_MIB of it: TcpOutput drops the oldest when its
 # queue is full instead of slowing the sender, and on 2 CPUs the sink thread can fall
@@ -142,7 +108,7 @@ measure() {
     port="$("$BENCH" free-port)"
     sink_port="$("$BENCH" free-port)"
     start_ferryd "$port" "$sink_port" "$path"
-    if wait_port "$port"; then
+    if bench_wait_port "$port" "$server_pid"; then
       line="$("$BENCH" load --port "$port" --sink-port "$sink_port" --size "$size" \
         --messages "$MESSAGES" --pid "$server_pid" --path "$path" --window-mib "$window" \
         --timeout 300)" || line=""
@@ -158,11 +124,6 @@ measure() {
     echo "$line" >>"$JSON_OUT"
   fi
   result="$line"
-}
-
-median() {
-  printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 }
-    END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
 echo "ferry heka benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs," \
@@ -181,10 +142,10 @@ for size in fixed small; do
     for _ in $(seq "$REPEAT"); do
       measure "$path" "$size"
       [ -n "$result" ] || continue
-      mps+=("$(field "$result" messages_per_s)")
-      mib+=("$(field "$result" mib_per_s)")
-      cpu+=("$(field "$result" server_cpu_clock_s_per_m)")
-      delivered+=("$(field "$result" delivered)")
+      mps+=("$(bench_json_field "$result" messages_per_s)")
+      mib+=("$(bench_json_field "$result" mib_per_s)")
+      cpu+=("$(bench_json_field "$result" server_cpu_clock_s_per_m)")
+      delivered+=("$(bench_json_field "$result" delivered)")
     done
     if [ "${#mps[@]}" -ne "$REPEAT" ]; then
       # shellcheck disable=SC2059
@@ -192,13 +153,13 @@ for size in fixed small; do
       failed=1
       continue
     fi
-    c="$(median "${cpu[@]}")"
+    c="$(bench_median "${cpu[@]}")"
     [ "$path" = baseline ] && base_cpu="$c"
     # The file and null paths deliver only the end marker to the sink.
-    d="$(median "${delivered[@]}")"
+    d="$(bench_median "${delivered[@]}")"
     [ "$path" = "heka->heka" ] || [ "$path" = baseline ] || d="-"
-    awk -v fmt="$fmt" -v p="$path" -v s="$size" -v m="$(median "${mps[@]}")" \
-      -v b="$(median "${mib[@]}")" -v c="$c" -v bc="$base_cpu" -v d="$d" 'BEGIN {
+    awk -v fmt="$fmt" -v p="$path" -v s="$size" -v m="$(bench_median "${mps[@]}")" \
+      -v b="$(bench_median "${mib[@]}")" -v c="$c" -v bc="$base_cpu" -v d="$d" 'BEGIN {
         ratio = (bc > 0) ? sprintf("%.1f", c / bc) : "n/a"
         printf fmt, p, s, sprintf("%.0f", m), sprintf("%.1f", b), sprintf("%.4f", c), ratio, d
       }'

@@ -4,6 +4,8 @@
 # Builds nothing: expects build/ferryd and build/ferry_bench (cmake --build build -j2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 usage() {
   cat <<'EOF'
@@ -34,40 +36,19 @@ while [ $# -gt 0 ]; do
   esac
 done
 MESSAGE_EVENTS="${MESSAGE_EVENTS:-$((EVENTS / 20))}"
-for v in "$EVENTS" "$MESSAGE_EVENTS" "$REPEAT" "$WINDOW"; do
-  if ! [[ "$v" =~ ^[1-9][0-9]*$ ]]; then
-    echo "bench/run.sh: '$v' is not a positive integer" >&2
-    exit 2
-  fi
-done
+bench_check_counts bench/run.sh "$EVENTS" "$MESSAGE_EVENTS" "$REPEAT" "$WINDOW"
 
 # Overridable to compare another build (e.g. FERRYD=build-old/ferryd) in the same run.
 FERRYD="${FERRYD:-build/ferryd}"
 BENCH="${FERRY_BENCH:-build/ferry_bench}"
-for bin in "$FERRYD" "$BENCH"; do
-  if [ ! -x "$bin" ]; then
-    echo "bench/run.sh: $bin is missing; build first: cmake --build build -j2" >&2
-    exit 2
-  fi
-done
+bench_check_bins bench/run.sh "$FERRYD" "$BENCH"
 
 tmp="$(mktemp -d)"
 server_pid=""
 result=""
 
-# SIGTERM, then up to 15 s for a graceful exit (ferryd flushes outputs), then SIGKILL.
 stop_server() {
-  [ -n "$server_pid" ] || return 0
-  kill -TERM "$server_pid" 2>/dev/null || true
-  for _ in $(seq 150); do
-    kill -0 "$server_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if kill -0 "$server_pid" 2>/dev/null; then
-    echo "bench/run.sh: pid $server_pid ignored SIGTERM for 15 s; killing it" >&2
-    kill -KILL "$server_pid" 2>/dev/null || true
-  fi
-  wait "$server_pid" 2>/dev/null || true
+  bench_stop_pid "$server_pid" bench/run.sh
   server_pid=""
 }
 # shellcheck disable=SC2317  # called by the EXIT trap
@@ -77,17 +58,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-# Up to 10 s for the server to accept a connection; fails early if it exited.
-wait_port() {
-  local port="$1"
-  for _ in $(seq 100); do
-    kill -0 "$server_pid" 2>/dev/null || return 1
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
-    sleep 0.1
-  done
-  return 1
-}
 
 start_sink() {
   "$BENCH" sink --port "$1" >/dev/null 2>>"$tmp/sink.log" &
@@ -107,18 +77,13 @@ start_ferryd() {
   server_pid=$!
 }
 
-# Pulls one field out of a ferry_bench JSON line (flat object, numbers or strings).
-field() {
-  sed -n "s/.*\"$2\":\"\{0,1\}\([^,\"}]*\).*/\1/p" <<<"$1"
-}
-
 # One run: start the server, load it, stop it. Sets `result` to the JSON line, or to ""
 # on failure (a global, not stdout, so the server is our child and cleanup can stop it).
 measure() {
   local path="$1" server="$2" output="$3" mode="$4" events="$5" batch="$6" port line=""
   port="$("$BENCH" free-port)"
   if [ "$server" = sink ]; then start_sink "$port"; else start_ferryd "$port" "$output"; fi
-  if wait_port "$port"; then
+  if bench_wait_port "$port" "$server_pid"; then
     line="$("$BENCH" load --port "$port" --mode "$mode" --events "$events" --batch "$batch" \
       --ack --window "$WINDOW" --pid "$server_pid" --timeout 300)" || line=""
   else
@@ -144,12 +109,6 @@ paths=(
   "packed -> FileOutput|FileOutput|packed|1000|$EVENTS"
 )
 
-# Median of numbers given as arguments.
-median() {
-  printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 }
-    END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-
 echo "ferry forward benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, acks on," \
   "window $WINDOW, 1 connection, median of $REPEAT sink/ferryd pairs per path"
 echo "CPU = CPU-seconds of the whole server process (all threads) per 1M events."
@@ -170,10 +129,10 @@ for p in "${paths[@]}"; do
     if [ -z "$sink" ] || [ -z "$ferry" ]; then continue; fi
     # The sink can spend less than a clock tick in a whole run, so the table uses the
     # ns-resolution CPU clock; /proc/PID/stat's tick figure is in the JSON (server_cpu_s).
-    s_eps+=("$(field "$sink" events_per_s)")
-    f_eps+=("$(field "$ferry" events_per_s)")
-    s_cpu+=("$(field "$sink" server_cpu_clock_s_per_m_events)")
-    f_cpu+=("$(field "$ferry" server_cpu_clock_s_per_m_events)")
+    s_eps+=("$(bench_json_field "$sink" events_per_s)")
+    f_eps+=("$(bench_json_field "$ferry" events_per_s)")
+    s_cpu+=("$(bench_json_field "$sink" server_cpu_clock_s_per_m_events)")
+    f_cpu+=("$(bench_json_field "$ferry" server_cpu_clock_s_per_m_events)")
   done
   if [ "${#s_eps[@]}" -ne "$REPEAT" ]; then
     # shellcheck disable=SC2059
@@ -181,9 +140,9 @@ for p in "${paths[@]}"; do
     failed=1
     continue
   fi
-  awk -v fmt="$fmt" -v l="$label" -v n="$events" -v se="$(median "${s_eps[@]}")" \
-    -v fe="$(median "${f_eps[@]}")" -v sc="$(median "${s_cpu[@]}")" \
-    -v fc="$(median "${f_cpu[@]}")" 'BEGIN {
+  awk -v fmt="$fmt" -v l="$label" -v n="$events" -v se="$(bench_median "${s_eps[@]}")" \
+    -v fe="$(bench_median "${f_eps[@]}")" -v sc="$(bench_median "${s_cpu[@]}")" \
+    -v fc="$(bench_median "${f_cpu[@]}")" 'BEGIN {
       ratio = (sc > 0) ? sprintf("%.1f", fc / sc) : "n/a"
       printf fmt, l, n, sprintf("%.0f", se), sprintf("%.0f", fe), sprintf("%.2f", fe / se),
         sprintf("%.4f", sc), sprintf("%.4f", fc), ratio

@@ -34,27 +34,16 @@ while [ $# -gt 0 ]; do
     *) echo "spool_run.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
   esac
 done
-for v in "$EVENTS" "$REPEAT"; do
-  if ! [[ "$v" =~ ^[1-9][0-9]*$ ]]; then
-    echo "spool_run.sh: '$v' is not a positive integer" >&2
-    exit 2
-  fi
-done
+bench_check_counts spool_run.sh "$EVENTS" "$REPEAT"
 
 FERRYD="${FERRYD:-build/ferryd}"
 BENCH="${FERRY_BENCH:-build/ferry_bench}"
-for bin in "$FERRYD" "$BENCH"; do
-  if [ ! -x "$bin" ]; then
-    echo "spool_run.sh: $bin is missing; build first: cmake --build build -j2" >&2
-    exit 2
-  fi
-done
+bench_check_bins spool_run.sh "$FERRYD" "$BENCH"
 
 tmp="$(mktemp -d)"
 spool_base="${SPOOL_BASE:-$tmp}"
 ferryd_pid=""
 sink_pid=""
-CLK_TCK="$(getconf CLK_TCK)"
 fs_type="$(stat -f -c %T "$spool_base")"
 if [ "$fs_type" = tmpfs ] || [ "$fs_type" = ramfs ]; then
   echo "spool_run.sh: warning: $spool_base is on $fs_type: write_bytes will read 0 and" \
@@ -70,19 +59,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-# Asks ferryd for its counters until out.events_delivered reaches $1 (at most 120 s).
-wait_delivered() {
-  local want="$1" have=""
-  for _ in $(seq 2400); do
-    kill -USR1 "$ferryd_pid"
-    sleep 0.05
-    have="$(bench_counter "$tmp/ferryd.log" out events_delivered || true)"
-    if [ -n "$have" ] && [ "$have" -ge "$want" ]; then return 0; fi
-  done
-  echo "spool_run.sh: only ${have:-0} of $want events delivered after 120 s" >&2
-  return 1
-}
 
 # $1 port, $2 sink port, $3 buffer: memory | interval | always, $4 spool directory
 start_ferryd() {
@@ -134,7 +110,7 @@ measure() {
   line="$("$BENCH" load --port "$port" --mode "$mode" --events "$EVENTS" --batch 1000 --ack \
     --window 64 --timeout 300)" || line=""
   if [ -n "$line" ]; then
-    wait_delivered "$EVENTS" || line=""
+    bench_wait_delivered "$ferryd_pid" "$tmp/ferryd.log" "$EVENTS" spool_run.sh || line=""
   fi
   t1="$(bench_now)"
   cpu1="$(bench_cpu_ticks "$ferryd_pid")"
@@ -149,17 +125,16 @@ measure() {
     grep -v "stats {" "$tmp/ferryd.log" | tail -n 5 >&2 || true
     return
   fi
-  result="$(awk -v n="$EVENTS" -v t0="$t0" -v t1="$t1" -v c0="$cpu0" -v c1="$cpu1" \
-    -v tck="$CLK_TCK" -v w0="$wb0" -v w1="$wb1" 'BEGIN {
-      printf "%.0f %.4f %.2f", n / (t1 - t0), (c1 - c0) / tck / n * 1e6,
-        (w1 - w0) / 1e6 / n * 1e6 }')"
+  result="$(bench_per_s "$EVENTS" "$t0" "$t1") $(bench_cpu_s_per_m "$cpu0" "$cpu1" "$EVENTS")"
+  result+=" $(awk -v n="$EVENTS" -v w0="$wb0" -v w1="$wb1" 'BEGIN {
+    printf "%.2f", (w1 - w0) / 1e6 / n * 1e6 }')"
   if [ -n "$JSON_OUT" ]; then
     read -r r_eps r_cpu r_mb <<<"$result"
     {
       printf '{"path":"%s","mode":"%s","buffer":"%s","events":%s,' \
         "$label" "$mode" "$buffer" "$EVENTS"
       printf '"wall_s":%s,"events_per_s":%s,"ferryd_cpu_s_per_m_events":%s,' \
-        "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')" "$r_eps" "$r_cpu"
+        "$(bench_elapsed "$t0" "$t1")" "$r_eps" "$r_cpu"
       printf '"write_bytes":%s,"wchar":%s,"cancelled_write_bytes":%s,' \
         "$((wb1 - wb0))" "$((wc1 - wc0))" "$((cw1 - cw0))"
       printf '"write_mb_per_m_events":%s,"load":%s}\n' "$r_mb" "$line"
@@ -209,8 +184,7 @@ for p in "${paths[@]}"; do
   m_cpu="$(bench_median "${cpu[@]}")"
   m_mb="$(bench_median "${mb[@]}")"
   if [ "$buffer" = memory ]; then base_cpu="$m_cpu"; fi
-  ratio="$(awk -v c="$m_cpu" -v b="$base_cpu" 'BEGIN {
-    if (b > 0) printf "%.2f", c / b; else print "n/a" }')"
+  ratio="$(bench_ratio "$m_cpu" "$base_cpu")"
   # shellcheck disable=SC2059
   printf "$fmt" "$label" "$(printf '%.0f' "$m_eps")" "$m_cpu" "$ratio" "$m_mb"
 done

@@ -342,7 +342,7 @@ void BufferedOutput::spoolSubmit(BatchPtr batch, AckShare ack) {
   tryAppend(batch, ack, bytes);
 }
 
-bool BufferedOutput::tryAppend(BatchPtr& batch, AckShare& ack, uint64_t bytes) {
+SpoolStatus BufferedOutput::appendToSpool(BatchPtr& batch, AckShare& ack, uint64_t bytes) {
   std::string payload;
   encodeBatch(*batch, payload);
   uint64_t seq = 0;
@@ -352,29 +352,37 @@ bool BufferedOutput::tryAppend(BatchPtr& batch, AckShare& ack, uint64_t bytes) {
         if (*alive) onAppended(sq, st);
       },
       &seq);
-  switch (s) {
-    case SpoolStatus::Ok:
-      pending_.push_back(Pending{seq, std::move(batch), std::move(ack), bytes});
-      pending_bytes_ += bytes;
-      updateMemoryWatermarks();
-      return true;
-    case SpoolStatus::Full:
-      onSpoolFull(std::move(batch), std::move(ack), bytes, s);
-      return false;
-    case SpoolStatus::TooLarge: {
-      // One batch larger than a segment: deliver it from memory only (not crash-safe),
-      // so a big chunk is never refused forever. The client's ack waits for delivery.
-      c_.spool_too_large->inc();
-      spdlog::warn(
-          "[{}] a batch of {} bytes does not fit a spool segment (segment_size {}); "
-          "delivering it without the spool",
-          name_, bytes, opt_.spool.segment_size);
-      inner_->submit(std::move(batch), std::move(ack));
-      return true;
-    }
-    default:
-      ack.fail();
-      return true;
+  if (s == SpoolStatus::Ok) {
+    pending_.push_back(Pending{seq, std::move(batch), std::move(ack), bytes});
+    pending_bytes_ += bytes;
+  }
+  return s;
+}
+
+void BufferedOutput::settleUnspooled(BatchPtr batch, AckShare ack, uint64_t bytes,
+                                     SpoolStatus why) {
+  if (why != SpoolStatus::TooLarge) {
+    ack.fail();
+    return;
+  }
+  // One batch larger than a segment: deliver it from memory only (not crash-safe), so a big
+  // chunk is never refused forever. The client's ack waits for the delivery.
+  c_.spool_too_large->inc();
+  spdlog::warn(
+      "[{}] a batch of {} bytes does not fit a spool segment (segment_size {}); "
+      "delivering it without the spool",
+      name_, bytes, opt_.spool.segment_size);
+  inner_->submit(std::move(batch), std::move(ack));
+}
+
+void BufferedOutput::tryAppend(BatchPtr& batch, AckShare& ack, uint64_t bytes) {
+  const SpoolStatus s = appendToSpool(batch, ack, bytes);
+  if (s == SpoolStatus::Ok) {
+    updateMemoryWatermarks();
+  } else if (s == SpoolStatus::Full) {
+    onSpoolFull(std::move(batch), std::move(ack), bytes, s);
+  } else {
+    settleUnspooled(std::move(batch), std::move(ack), bytes, s);
   }
 }
 
@@ -494,15 +502,7 @@ void BufferedOutput::startDropOldest() {
 void BufferedOutput::retryBlocked() {
   while (!blocked_.empty() && !dropping_) {
     Blocked& b = blocked_.front();
-    std::string payload;
-    encodeBatch(*b.batch, payload);
-    uint64_t seq = 0;
-    const SpoolStatus s = spool_->append(
-        std::move(payload),
-        [this, alive = alive_](uint64_t sq, SpoolStatus st) {
-          if (*alive) onAppended(sq, st);
-        },
-        &seq);
+    const SpoolStatus s = appendToSpool(b.batch, b.ack, b.bytes);
     if (s == SpoolStatus::Full) {
       if (opt_.queue.full_action == FullAction::DropOldest) startDropOldest();
       break;
@@ -510,12 +510,8 @@ void BufferedOutput::retryBlocked() {
     Blocked taken = std::move(b);
     blocked_.pop_front();
     blocked_bytes_ -= taken.bytes;
-    if (s == SpoolStatus::Ok) {
-      pending_.push_back(Pending{seq, std::move(taken.batch), std::move(taken.ack), taken.bytes});
-      pending_bytes_ += taken.bytes;
-    } else {
-      taken.ack.fail();
-    }
+    if (s != SpoolStatus::Ok)
+      settleUnspooled(std::move(taken.batch), std::move(taken.ack), taken.bytes, s);
   }
   if (blocked_.empty()) {
     if (spool_full_raised_ && flow_) flow_->spool_full.lower(name_);

@@ -39,7 +39,7 @@ struct BufferOptions {
   bool spooled = false;  // type = "file"
   OutputQueueOptions queue;
   SpoolOptions spool;
-  std::string path;  // spool directory
+  std::string path;          // spool directory
   bool on_delivery = false;  // PluginType::buffer_on_delivery
 };
 
@@ -96,9 +96,13 @@ class BufferedOutput : public Output {
 
   void memoryPump();
   void spoolSubmit(BatchPtr batch, AckShare ack);
-  // Appends or applies full_action; false when the spool is full and the batch was kept
-  // (blocked) or dropped.
-  bool tryAppend(BatchPtr& batch, AckShare& ack, uint64_t bytes);
+  // Hands the batch to the spool; on Ok it moves into pending_, otherwise it is untouched.
+  SpoolStatus appendToSpool(BatchPtr& batch, AckShare& ack, uint64_t bytes);
+  // Appends, or applies full_action when the spool is full.
+  void tryAppend(BatchPtr& batch, AckShare& ack, uint64_t bytes);
+  // A batch the spool would not take for a reason other than room: delivered from memory
+  // when it is merely too large for a segment, refused otherwise.
+  void settleUnspooled(BatchPtr batch, AckShare ack, uint64_t bytes, SpoolStatus why);
   void onAppended(uint64_t seq, SpoolStatus status);
   void onSpoolFull(BatchPtr batch, AckShare ack, uint64_t bytes, SpoolStatus why);
   void retryBlocked();

@@ -19,6 +19,7 @@
 #include "src/output_buffer.h"
 #include "src/plugin.h"
 #include "src/stats.h"
+#include "test/test_loop.h"
 
 namespace {
 
@@ -31,29 +32,7 @@ using ferry::Delivery;
 using ferry::Event;
 using ferry::FullAction;
 
-struct Loop {
-  uv_loop_t loop{};
-  uv_timer_t tick{};
-  Loop() {
-    uv_loop_init(&loop);
-    uv_timer_init(&loop, &tick);
-  }
-  ~Loop() {
-    uv_close(reinterpret_cast<uv_handle_t*>(&tick), nullptr);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    uv_loop_close(&loop);
-  }
-  bool runUntil(const std::function<bool()>& done, int64_t ms = 5000) {
-    uv_update_time(&loop);
-    const uint64_t end = uv_now(&loop) + static_cast<uint64_t>(ms);
-    uv_timer_start(
-        &tick, [](uv_timer_t*) {}, 2, 2);
-    while (!done() && uv_now(&loop) < end)
-      uv_run(&loop, UV_RUN_ONCE);
-    uv_timer_stop(&tick);
-    return done();
-  }
-};
+using Loop = ferry::test::TestLoop;
 
 // Keeps what it is given; the test resolves the shares.
 struct ScriptedOutput : ferry::Output {

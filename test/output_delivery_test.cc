@@ -18,6 +18,7 @@
 #include "src/msgpack_writer.h"
 #include "src/plugin.h"
 #include "src/stats.h"
+#include "test/test_loop.h"
 
 namespace {
 
@@ -30,38 +31,7 @@ using ferry::EventFormat;
 
 // ---- Loop ----
 
-struct Loop {
-  uv_loop_t loop{};
-  uv_timer_t tick{};
-  Loop() {
-    uv_loop_init(&loop);
-    uv_timer_init(&loop, &tick);
-  }
-  ~Loop() {
-    uv_walk(
-        &loop,
-        [](uv_handle_t* h, void*) {
-          if (!uv_is_closing(h)) uv_close(h, nullptr);
-        },
-        nullptr);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    uv_loop_close(&loop);
-  }
-  // Runs the loop until `done` or `ms` pass; returns `done()`.
-  bool runUntil(const std::function<bool()>& done, int64_t ms = 5000) {
-    uv_update_time(&loop);
-    const uint64_t end = uv_now(&loop) + static_cast<uint64_t>(ms);
-    uv_timer_start(
-        &tick, [](uv_timer_t*) {}, 2, 2);
-    while (!done() && uv_now(&loop) < end)
-      uv_run(&loop, UV_RUN_ONCE);
-    uv_timer_stop(&tick);
-    return done();
-  }
-  void runFor(int64_t ms) {
-    runUntil([] { return false; }, ms);
-  }
-};
+using Loop = ferry::test::TestLoop;
 
 // ---- A peer: listens on 127.0.0.1, keeps what each connection sends ----
 
