@@ -33,7 +33,10 @@ namespace {
 // after a dropped connection duplicates little.
 constexpr size_t kChunkBytes = 256 * 1024;
 // Chunks handed to libuv and not yet called back. Together with the check on libuv's
-// write_queue_size (bytes the kernel has not taken yet), this bounds what sits in libuv.
+// write_queue_size (bytes the kernel has not taken yet), this bounds what sits in libuv:
+// at most kMaxWritesInFlight chunks of about kChunkBytes each (one may run over by its
+// last record), and a new one only while libuv holds less than kChunkBytes unwritten.
+// These bytes stay counted in queue_max_bytes (inflight_bytes_) until called back.
 constexpr size_t kMaxWritesInFlight = 8;
 // A host name rarely resolves to more; the rest are not tried.
 constexpr size_t kMaxAddresses = 16;
@@ -149,6 +152,13 @@ struct Conn {
   uint64_t messages = 0;            // records handed to this connection (reconnect_after)
   int64_t reconnect_delay_ms = -1;  // when it has closed: -1 none, else reconnect after
   bool rotated = false;             // closed by reconnect_after, not by a failure
+  std::string peer;                 // the peer's address, once connected
+  // send_timeout: when each write not yet called back was handed to libuv (libuv
+  // completes a stream's writes in order, so the front is the oldest), and when the last
+  // one completed. The oldest write's clock starts at the later of the two: a write
+  // queued behind others cannot progress before they are done.
+  std::deque<uint64_t> write_starts;
+  uint64_t last_write_done_ms = 0;
 };
 
 // Delivery mode (resolveOnDelivery): one submitted batch's ack share, held by its queued
@@ -216,6 +226,9 @@ class TcpOutput : public Output {
   void submit(BatchPtr batch, AckShare ack) override;
   void flush(std::function<void()> done) override;
   void resolveOnDelivery() override { on_delivery_ = true; }
+  // A quarter of queue_max_bytes: converted records may grow, and the buffer in front must
+  // never make this queue drop.
+  uint64_t maxInflightBytes() const override { return std::max<uint64_t>(max_bytes_ / 4, 1); }
   void close() override;
 
  private:
@@ -228,6 +241,9 @@ class TcpOutput : public Output {
   void closeConn(Conn* c, int64_t reconnect_delay_ms);
   void rotate(Conn* c);
   void scheduleReconnect(int64_t ms);
+  void armSendTimer();
+  void onSendTimer();
+  void sendTimedOut(Conn* c);
   // Why connecting to `addr` failed; names the address only when `address` is a host
   // name (an IP address is already in every log line).
   std::string attemptError(const sockaddr_storage& addr, int status) const {
@@ -271,6 +287,7 @@ class TcpOutput : public Output {
   bool keep_alive_;
   int64_t keep_alive_period_s_;
   uint64_t reconnect_after_;
+  int64_t send_timeout_ms_;  // 0: off
   uint64_t max_bytes_;
   size_t max_message_size_;
   std::unique_ptr<OutputSigner> signer_;
@@ -286,7 +303,8 @@ class TcpOutput : public Output {
   std::string last_error_;
   uint64_t failed_attempts_ = 0;  // connection attempts failed since the last success
   uv_timer_t* timer_ = nullptr;
-  uv_check_t* check_ = nullptr;  // runs pump() once per loop turn, after the reads
+  uv_timer_t* send_timer_ = nullptr;  // send_timeout: the oldest unfinished write's deadline
+  uv_check_t* check_ = nullptr;       // runs pump() once per loop turn, after the reads
   bool pump_scheduled_ = false;
   char read_buf_[4096];  // peers send nothing; what they do send is read and discarded
 
@@ -313,6 +331,7 @@ class TcpOutput : public Output {
   Counter& connects_;
   Counter& connect_failures_;
   Counter& disconnects_;
+  Counter& send_timeouts_;
   Counter& dropped_events_;
   Counter& oversize_events_;
   Counter& queued_bytes_;
@@ -329,6 +348,7 @@ TcpOutput::TcpOutput(const PluginContext& ctx)
       keep_alive_(ctx.config->boolean("keep_alive")),
       keep_alive_period_s_(ctx.config->integer("keep_alive_period")),
       reconnect_after_(static_cast<uint64_t>(ctx.config->integer("reconnect_after"))),
+      send_timeout_ms_(ctx.config->durationMs("send_timeout")),
       max_bytes_(ctx.config->size("queue_max_bytes")),
       max_message_size_(ctx.full_config ? ctx.full_config->global.size("max_message_size")
                                         : kDefaultMaxMessageSize),
@@ -338,6 +358,7 @@ TcpOutput::TcpOutput(const PluginContext& ctx)
       connects_(ctx.stats->counter(name_, "connects")),
       connect_failures_(ctx.stats->counter(name_, "connect_failures")),
       disconnects_(ctx.stats->counter(name_, "disconnects")),
+      send_timeouts_(ctx.stats->counter(name_, "send_timeouts")),
       dropped_events_(ctx.stats->counter(name_, "dropped_events")),
       oversize_events_(ctx.stats->counter(name_, "oversize_events")),
       queued_bytes_(ctx.stats->counter(name_, "queued_bytes")),
@@ -375,6 +396,9 @@ TcpOutput::TcpOutput(const PluginContext& ctx)
   timer_ = new uv_timer_t;
   uv_timer_init(loop_, timer_);
   timer_->data = this;
+  send_timer_ = new uv_timer_t;
+  uv_timer_init(loop_, send_timer_);
+  send_timer_->data = this;
   check_ = new uv_check_t;
   uv_check_init(loop_, check_);
   check_->data = this;
@@ -396,9 +420,11 @@ TcpOutput::~TcpOutput() {
     resolving_->owner = nullptr;
     uv_cancel(reinterpret_cast<uv_req_t*>(&resolving_->req));
   }
-  if (timer_) {
-    uv_close(reinterpret_cast<uv_handle_t*>(timer_),
-             [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+  for (uv_timer_t* t : {timer_, send_timer_}) {
+    if (t) {
+      uv_close(reinterpret_cast<uv_handle_t*>(t),
+               [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+    }
   }
   if (check_) {
     uv_close(reinterpret_cast<uv_handle_t*>(check_),
@@ -543,8 +569,9 @@ void TcpOutput::onConnected(Conn* c) {
   sockaddr_storage peer{};
   int len = sizeof(peer);
   uv_tcp_getpeername(&c->tcp, reinterpret_cast<sockaddr*>(&peer), &len);
+  c->peer = addressText(peer);
   if (reconnect_after_ == 0 || failures > 0 || connects_.value() == 1) {
-    spdlog::info("[{}] connected to {} ({}){}", name_, address_, addressText(peer),
+    spdlog::info("[{}] connected to {} ({}){}", name_, address_, c->peer,
                  failures ? fmt::format(" after {} failed attempt(s)", failures) : "");
   } else {
     spdlog::debug("[{}] reconnected to {} (reconnect_after)", name_, address_);
@@ -591,6 +618,66 @@ void TcpOutput::closeConn(Conn* c, int64_t reconnect_delay_ms) {
   c->state = ConnState::Closing;
   auto* h = reinterpret_cast<uv_handle_t*>(&c->tcp);
   if (!uv_is_closing(h)) uv_close(h, &TcpOutput::onClosed);
+  armSendTimer();
+}
+
+// send_timeout: the earliest deadline of any open connection's oldest write (a rotated
+// connection finishing its writes counts too: a peer that stops reading then would hold
+// its FIN forever).
+void TcpOutput::armSendTimer() {
+  if (send_timer_ == nullptr || send_timeout_ms_ <= 0) return;
+  uint64_t at = UINT64_MAX;
+  for (const Conn* c : conns_) {
+    if (c->write_starts.empty() ||
+        (c->state != ConnState::Connected && c->state != ConnState::ShuttingDown)) {
+      continue;
+    }
+    at = std::min(at, std::max(c->write_starts.front(), c->last_write_done_ms) +
+                          static_cast<uint64_t>(send_timeout_ms_));
+  }
+  if (at == UINT64_MAX) {
+    uv_timer_stop(send_timer_);
+    return;
+  }
+  const uint64_t now = uv_now(loop_);
+  uv_timer_start(
+      send_timer_, [](uv_timer_t* t) { static_cast<TcpOutput*>(t->data)->onSendTimer(); },
+      at > now ? at - now : 0, 0);
+}
+
+void TcpOutput::onSendTimer() {
+  const uint64_t now = uv_now(loop_);
+  std::vector<Conn*> expired;
+  for (Conn* c : conns_) {
+    if (!c->write_starts.empty() &&
+        (c->state == ConnState::Connected || c->state == ConnState::ShuttingDown) &&
+        std::max(c->write_starts.front(), c->last_write_done_ms) +
+                static_cast<uint64_t>(send_timeout_ms_) <=
+            now) {
+      expired.push_back(c);
+    }
+  }
+  for (Conn* c : expired)
+    sendTimedOut(c);
+  armSendTimer();
+}
+
+// The peer accepted the connection but stopped reading: the kernel buffers are full and
+// the write cannot finish. Closing cancels the writes still in libuv; their callbacks
+// (before the close callback) requeue them for the next connection, as for any failed
+// write, and in delivery mode their shares stay open.
+void TcpOutput::sendTimedOut(Conn* c) {
+  send_timeouts_.inc();
+  if (c == conn_) {
+    disconnects_.inc();
+    conn_ = nullptr;
+  }
+  const int64_t delay = backoff_.next();
+  spdlog::warn(
+      "[{}] a write to {} ({}) did not complete within send_timeout ({} ms): the peer is not "
+      "reading; closing the connection, reconnecting in {} ms",
+      name_, address_, c->peer, send_timeout_ms_, delay);
+  closeConn(c, delay);
 }
 
 // reconnect_after: finish the writes, send FIN, then connect again at once.
@@ -791,6 +878,7 @@ void TcpOutput::pump() {
   Conn* c = conn_;
   if (c == nullptr || c->state != ConnState::Connected) return;
   auto* stream = reinterpret_cast<uv_stream_t*>(&c->tcp);
+  bool armed = false;  // a write started on an idle connection: its deadline is new
   // Bounded: each pass either hands one chunk to libuv, consumes at least one queued
   // event (an oversize one), or stops.
   while (inflight_ < kMaxWritesInFlight && uv_stream_get_write_queue_size(stream) < kChunkBytes) {
@@ -817,7 +905,10 @@ void TcpOutput::pump() {
     inflight_bytes_ += w->buf.size();
     uv_buf_t b = uv_buf_init(w->buf.data(), static_cast<unsigned>(w->buf.size()));
     const int rc = uv_write(&w->req, stream, &b, 1, &TcpOutput::onWrite);
-    if (rc != 0) {
+    if (rc == 0) {
+      if (c->write_starts.empty()) armed = true;
+      c->write_starts.push_back(uv_now(loop_));
+    } else {
       --inflight_;
       inflight_bytes_ -= w->buf.size();
       requeue(w);
@@ -825,6 +916,7 @@ void TcpOutput::pump() {
       break;
     }
   }
+  if (armed) armSendTimer();
   if (conn_ == c && reconnect_after_ > 0 && c->messages >= reconnect_after_) rotate(c);
   updateGauges();
 }
@@ -896,6 +988,8 @@ void TcpOutput::writeDone(WriteReq* w, int status) {
   w->conn = nullptr;
   --inflight_;
   inflight_bytes_ -= w->buf.size();
+  if (!c->write_starts.empty()) c->write_starts.pop_front();
+  if (status == 0) c->last_write_done_ms = uv_now(loop_);
   std::vector<PendingSharePtr> written;
   if (status == 0) {
     // In the kernel's send buffer: as far as TCP without acks can tell, delivered.
@@ -910,6 +1004,7 @@ void TcpOutput::writeDone(WriteReq* w, int status) {
   }
   settleAll(std::move(written), true);
   pump();
+  armSendTimer();
   updateGauges();
   checkFlushed();
 }
@@ -1008,10 +1103,12 @@ void TcpOutput::close() {
     uv_cancel(reinterpret_cast<uv_req_t*>(&resolving_->req));
     resolving_ = nullptr;
   }
-  if (timer_) {
-    uv_close(reinterpret_cast<uv_handle_t*>(timer_),
-             [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
-    timer_ = nullptr;
+  for (uv_timer_t** t : {&timer_, &send_timer_}) {
+    if (*t) {
+      uv_close(reinterpret_cast<uv_handle_t*>(*t),
+               [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+      *t = nullptr;
+    }
   }
   if (check_) {
     uv_close(reinterpret_cast<uv_handle_t*>(check_),
@@ -1186,6 +1283,15 @@ PluginType tcpOutputType() {
                .max = 1'000'000'000,
                .description = "Close the connection after this many messages and open a new "
                               "one (spreads load behind a TCP load balancer); 0 = never."},
+              {.key = "send_timeout",
+               .type = OptionType::Duration,
+               .default_value = "60s",
+               .min = 0,
+               .max = 3'600'000,
+               .description = "A write handed to the socket that does not complete within "
+                              "this (the peer accepted the connection but stopped reading) "
+                              "closes the connection (`send_timeouts`); its data is resent "
+                              "after the reconnect. 0 = off."},
               {.key = "queue_max_bytes",
                .type = OptionType::Size,
                .default_value = "64MiB",

@@ -853,3 +853,95 @@ def test_encoder_table_and_hekad_keys_are_accepted(tmp_path, ferry, sinks):
     s.close()
     sink.wait_messages(1)
     assert "no disk buffer for TcpOutput yet" in d.stderr()
+
+
+def test_send_timeout_reconnects_a_stalled_peer_then_delivers_everything(ferry, sinks):
+    """A peer that accepts connections and never reads: with send_timeout = "1s" a write
+    that cannot finish closes the connection (`send_timeouts`) and ferryd reconnects; once a
+    reading peer takes the port, every event arrives. What a closed connection's kernel had
+    already taken is still delivered when the stalled sockets are finally read (a closed
+    socket's unsent data outlives it), so the union of both peers must be every event."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # Inherited by the accepted connections, so the sink can later bind the same port.
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(0.05)
+    port = listener.getsockname()[1]
+    accepted = []
+    close_after_next = threading.Event()
+
+    def accept_loop():
+        # Accepts and never reads. Once asked, closes the listener right after the next
+        # accept: ferryd connects again only after a send_timeout, so no connection is
+        # left in the backlog to be reset (which would lose what its kernel took).
+        while True:
+            try:
+                c, _ = listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            accepted.append(c)
+            if close_after_next.is_set():
+                listener.close()
+                return
+
+    acceptor = threading.Thread(target=accept_loop, daemon=True)
+    acceptor.start()
+    n = 4000
+    pad = "t" * 5000  # 20 MB in all: far more than the kernel buffers of a few connections
+    try:
+        d = ferry(FORWARD_TO_HEKA + 'send_timeout = "1s"\n', port)
+        s = fluent_sender(d)
+        for i in range(n):
+            assert s.emit("st", {"i": i, "pad": pad})
+        s.close()
+        d.wait_out("send_timeouts", 1)
+        st = d.wait_out("connects", 2)
+        assert st["send_timeouts"] >= 1 and st["connects"] >= 2
+        err = d.stderr()
+        assert "did not complete within send_timeout (1000 ms)" in err
+        assert f"127.0.0.1:{port}" in err
+        # Stop accepting after the next connection; it stalls and times out as well, and the
+        # attempt after it is refused: no connection to the stalled peer is open any more.
+        timeouts = st["send_timeouts"]
+        close_after_next.set()
+        acceptor.join(timeout=DEADLINE)
+        assert not acceptor.is_alive()
+        d.wait_out("send_timeouts", timeouts + 1)
+        d.wait_out("connect_failures", 1)
+        assert d.out()["events_out"] < n  # it did stall
+        sink = sinks(port=port)
+        # Read the stalled connections to their end (each was closed by ferryd).
+        stalled = []
+        end = time.monotonic() + DEADLINE
+        for c in accepted:
+            c.settimeout(0.2)
+            buf = bytearray()
+            while time.monotonic() < end:
+                try:
+                    data = c.recv(1 << 20)
+                except socket.timeout:
+                    continue
+                if not data:
+                    break
+                buf += data
+            stalled.append(bytes(buf))
+
+        def ids(conns):
+            return {field_map(decode_message(body))["i"]["values"][0]
+                    for conn in conns for _, body in split_frames(conn)[0]}
+
+        early = ids(stalled)
+        wait_for(lambda: len(early | ids(sink.connections())) >= n and sink.connections(),
+                 "every event at the peers")
+        assert early | ids(sink.connections()) == set(range(n))
+        assert ids(sink.connections())  # the reading peer got the rest
+        st = d.wait_out("events_out", n)
+        assert st["dropped_events"] == 0 and st["queued_events"] == 0
+    finally:
+        listener.close()
+        for c in accepted:
+            c.close()
