@@ -303,6 +303,10 @@ void BufferedOutput::submit(BatchPtr batch, AckShare ack) {
 // ---- memory mode -------------------------------------------------------------------
 
 void BufferedOutput::memoryPump() {
+  // An output may resolve a share inside submit() (ForwardOutput accepts at once when it
+  // has room): the callback's pump returns here instead of recursing once per batch.
+  if (pumping_) return;
+  pumping_ = true;
   while (!queue_->empty() &&
          (flushing_ || inflight_bytes_ == 0 || inflight_bytes_ < inflight_limit_)) {
     OutputQueue::Entry e = queue_->pop();
@@ -321,6 +325,7 @@ void BufferedOutput::memoryPump() {
     });
     inner_->submit(std::move(e.batch), AckShare(d));
   }
+  pumping_ = false;
 }
 
 // ---- spooled mode ------------------------------------------------------------------
@@ -543,7 +548,8 @@ void BufferedOutput::updateMemoryWatermarks() {
 }
 
 void BufferedOutput::spoolPump() {
-  if (!spool_ || closed_ || flushing_) return;
+  if (!spool_ || closed_ || flushing_ || pumping_) return;
+  pumping_ = true;  // see memoryPump
   while (inflight_.empty() || inflight_bytes_ < inflight_limit_) {
     if (!cache_.empty()) {
       Cached c = std::move(cache_.front());
@@ -556,6 +562,7 @@ void BufferedOutput::spoolPump() {
     if (disk_mode_) readMore();
     break;
   }
+  pumping_ = false;
 }
 
 void BufferedOutput::readMore() {

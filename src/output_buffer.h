@@ -155,6 +155,7 @@ class BufferedOutput : public Output {
   uv_timer_t* blocked_timer_ = nullptr;
 
   uint64_t inflight_bytes_ = 0;
+  bool pumping_ = false;  // a pump is on the stack: a nested one returns at once
   bool flushing_ = false;
   bool inner_flushing_ = false;
   bool closed_ = false;

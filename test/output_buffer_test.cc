@@ -42,8 +42,15 @@ struct ScriptedOutput : ferry::Output {
   };
   std::vector<Got> got;
   bool on_delivery = false;
+  bool accept_at_once = false;  // resolve inside submit(), as ForwardOutput does with room
+  size_t accepted_at_once = 0;
   uint64_t max_inflight = 0;
   void submit(BatchPtr batch, AckShare ack) override {
+    if (accept_at_once) {
+      ack.accept();
+      ++accepted_at_once;
+      return;
+    }
     got.push_back(Got{std::move(batch), std::move(ack)});
   }
   void flush(std::function<void()> done) override { done(); }
@@ -177,6 +184,22 @@ TEST_CASE("memory buffer: one batch with the output at a time, drop_newest past 
     CHECK(order[i] == i);  // drop_newest kept the oldest
   for (uint32_t i = 0; i < order.size(); ++i)
     CHECK(clients[i].accepted == 1);
+}
+
+TEST_CASE("memory buffer: an output that accepts inside submit() drains without recursion",
+          "[buffer]") {
+  Harness h;
+  h.buf = h.make(memoryOptions(64u << 20, FullAction::Block), 1);
+  Client client;
+  const size_t n = 200000;  // one nested call per batch would overflow the stack
+  for (uint32_t i = 0; i < n; ++i)
+    h.buf->submit(batchOf(i), client.share());
+  REQUIRE(h.out->got.size() == 1);
+  h.out->accept_at_once = true;
+  h.out->got[0].ack.accept();
+  CHECK(h.out->accepted_at_once == n - 1);
+  CHECK(client.accepted == static_cast<int>(n));
+  CHECK(h.counter("buffer_queued_bytes") == 0);
 }
 
 TEST_CASE("memory buffer: block pauses the readers at the high mark, resumes at the low",
