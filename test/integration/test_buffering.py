@@ -210,3 +210,52 @@ def test_block_pushes_back_through_tcp_without_closing(ferryd_factory, tmp_path)
         s.close()
     finally:
         fifo.close()
+
+
+def test_process_memory_budget_pauses_inputs_before_any_output_drops(ferryd_factory, tmp_path):
+    # The stuck output would drop only past its own 8 MiB; the process budget (256 KiB)
+    # stops the inputs long before that, so nothing is dropped and the sender waits.
+    fifo = Fifo(tmp_path / "slow.fifo")
+    try:
+        d = ferryd_factory(
+            global_options='memory_limit = "256KiB"\n',
+            extra_config=slow_output(fifo, 'memory_limit = "8MiB"\nfull_action = "drop_oldest"'))
+        n, per_frame = 60000, 100
+        payload = b"".join(
+            pack(["buf.t", [[1700000000, {"seq": f + i, "pad": "p" * 200}]
+                            for i in range(per_frame)]])
+            for f in range(0, n, per_frame))
+        s = d.connect()
+        s.setblocking(False)
+        off = 0
+        for _ in range(100000):
+            try:
+                off += s.send(payload[off:off + (256 << 10)])
+            except BlockingIOError:
+                break
+            if off == len(payload):
+                break
+        assert off < len(payload), "ferryd kept reading past its memory budget"
+        d.wait_counter("budget_pressure", 1, "flow")
+        d.wait_counter("paused_memory_budget", 1)
+        stats = d.stats()
+        assert stats["slow"]["buffer_dropped_oldest_events"] == 0
+        # The budget bounds what the buffers hold (plus what was read before the pause).
+        assert stats["flow"]["budget_peak"] < 256 * 1024 + (2 << 20)
+        sent = {"off": off}
+
+        def progress():
+            fifo.drain()
+            if sent["off"] < len(payload):
+                try:
+                    sent["off"] += s.send(payload[sent["off"]:sent["off"] + (256 << 10)])
+                except BlockingIOError:
+                    pass
+            return sent["off"] == len(payload) and len(fifo.lines()) >= n
+
+        wait_for(progress, f"{n} events through the stuck output", timeout=90)
+        assert [l["record"]["seq"] for l in fifo.lines()] == list(range(n))
+        assert d.stats()["slow"]["buffer_dropped_oldest_events"] == 0
+        s.close()
+    finally:
+        fifo.close()
