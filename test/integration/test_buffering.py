@@ -70,6 +70,44 @@ def rss_kib(pid, field="VmHWM"):
     return 0
 
 
+def forward_frames(n, per_frame=100, pad=200):
+    """Forward-mode frames of `per_frame` events, seq 0 .. n-1, no acks, as one byte string."""
+    return b"".join(
+        pack(["buf.t", [[1700000000, {"seq": f + i, "pad": "p" * pad}]
+                        for i in range(per_frame)]])
+        for f in range(0, n, per_frame))
+
+
+def send_until_stalled(s, payload):
+    """Non-blocking sends until the kernel refuses more; returns how much went out."""
+    s.setblocking(False)
+    off = 0
+    for _ in range(100000):
+        try:
+            off += s.send(payload[off:off + (256 << 10)])
+        except BlockingIOError:
+            break
+        if off == len(payload):
+            break
+    return off
+
+
+def finish_while_draining(s, payload, off, fifo, n):
+    """Drains the FIFO and sends the rest of `payload` until n lines came through."""
+    sent = {"off": off}
+
+    def progress():
+        fifo.drain()
+        if sent["off"] < len(payload):
+            try:
+                sent["off"] += s.send(payload[sent["off"]:sent["off"] + (256 << 10)])
+            except BlockingIOError:
+                pass
+        return sent["off"] == len(payload) and len(fifo.lines()) >= n
+
+    wait_for(progress, f"{n} events through the stuck output", timeout=90)
+
+
 def send_all(d, data):
     s = d.connect()
     s.sendall(data)
@@ -160,23 +198,12 @@ def test_block_pushes_back_through_tcp_without_closing(ferryd_factory, tmp_path)
     try:
         d = ferryd_factory(extra_config=slow_output(
             fifo, 'memory_limit = "64KiB"\nfull_action = "block"'))
-        n, per_frame = 100000, 100
-        payload = b"".join(
-            pack(["buf.t", [[1700000000, {"seq": f + i, "pad": "p" * 200}]
-                            for i in range(per_frame)]])
-            for f in range(0, n, per_frame))
+        n = 100000
+        payload = forward_frames(n)
         s = d.connect()
-        s.setblocking(False)
-        off = 0
         # More than every buffer on the way can hold: the kernel's socket buffers, the
         # output's queue and what it has in flight.
-        for _ in range(100000):
-            try:
-                off += s.send(payload[off:off + (256 << 10)])
-            except BlockingIOError:
-                break
-            if off == len(payload):
-                break
+        off = send_until_stalled(s, payload)
         assert off < len(payload), "ferryd kept reading although its output was stuck"
         d.wait_counter("output_full_activations", 1, "flow")
         slow = d.stats()["slow"]
@@ -186,18 +213,7 @@ def test_block_pushes_back_through_tcp_without_closing(ferryd_factory, tmp_path)
 
         # Let the stuck output go: ferryd reads again, the rest goes out on the same
         # connection, and every event arrives in both outputs.
-        sent = {"off": off}
-
-        def progress():
-            fifo.drain()
-            if sent["off"] < len(payload):
-                try:
-                    sent["off"] += s.send(payload[sent["off"]:sent["off"] + (256 << 10)])
-                except BlockingIOError:
-                    pass
-            return sent["off"] == len(payload) and len(fifo.lines()) >= n
-
-        wait_for(progress, f"{n} events through the stuck output", timeout=90)
+        finish_while_draining(s, payload, off, fifo, n)
         assert [l["record"]["seq"] for l in fifo.lines()] == list(range(n))
         assert [l["record"]["seq"] for l in d.wait_lines(n)] == list(range(n))
         # Never disconnected: the same connection is still served.
@@ -220,21 +236,10 @@ def test_process_memory_budget_pauses_inputs_before_any_output_drops(ferryd_fact
         d = ferryd_factory(
             global_options='memory_limit = "256KiB"\n',
             extra_config=slow_output(fifo, 'memory_limit = "8MiB"\nfull_action = "drop_oldest"'))
-        n, per_frame = 60000, 100
-        payload = b"".join(
-            pack(["buf.t", [[1700000000, {"seq": f + i, "pad": "p" * 200}]
-                            for i in range(per_frame)]])
-            for f in range(0, n, per_frame))
+        n = 60000
+        payload = forward_frames(n)
         s = d.connect()
-        s.setblocking(False)
-        off = 0
-        for _ in range(100000):
-            try:
-                off += s.send(payload[off:off + (256 << 10)])
-            except BlockingIOError:
-                break
-            if off == len(payload):
-                break
+        off = send_until_stalled(s, payload)
         assert off < len(payload), "ferryd kept reading past its memory budget"
         d.wait_counter("budget_pressure", 1, "flow")
         d.wait_counter("paused_memory_budget", 1)
@@ -242,18 +247,7 @@ def test_process_memory_budget_pauses_inputs_before_any_output_drops(ferryd_fact
         assert stats["slow"]["buffer_dropped_oldest_events"] == 0
         # The budget bounds what the buffers hold (plus what was read before the pause).
         assert stats["flow"]["budget_peak"] < 256 * 1024 + (2 << 20)
-        sent = {"off": off}
-
-        def progress():
-            fifo.drain()
-            if sent["off"] < len(payload):
-                try:
-                    sent["off"] += s.send(payload[sent["off"]:sent["off"] + (256 << 10)])
-                except BlockingIOError:
-                    pass
-            return sent["off"] == len(payload) and len(fifo.lines()) >= n
-
-        wait_for(progress, f"{n} events through the stuck output", timeout=90)
+        finish_while_draining(s, payload, off, fifo, n)
         assert [l["record"]["seq"] for l in fifo.lines()] == list(range(n))
         assert d.stats()["slow"]["buffer_dropped_oldest_events"] == 0
         s.close()
