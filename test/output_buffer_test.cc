@@ -235,6 +235,10 @@ TEST_CASE("spool: ack after the append, in-order delivery from memory and disk, 
   std::vector<Client> clients(n);
   for (uint32_t i = 0; i < n; ++i)
     h.buf->submit(batchOf(i, 40), clients[i].share());
+  // Not before the spool's writer thread reported the append (with sync = "always" that
+  // report comes after the fdatasync: the spool's own tests check that).
+  for (auto& c : clients)
+    REQUIRE(c.accepted == 0);
   // Every client is acked once its batch is in the spool, before any delivery.
   REQUIRE(h.loop.runUntil([&] {
     for (auto& c : clients)
