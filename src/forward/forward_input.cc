@@ -24,19 +24,14 @@ bool parseHostPort(const std::string& text, std::string& host, int& port) {
 }
 
 namespace {
-void closeAndDelete(uv_handle_t* h) {
-  uv_close(h, [](uv_handle_t* hh) {
-    if (hh->type == UV_TCP) {
-      delete reinterpret_cast<uv_tcp_t*>(hh);
-    } else {
-      delete reinterpret_cast<uv_udp_t*>(hh);
-    }
-  });
+void closeAndDelete(uv_udp_t* udp) {
+  uv_close(reinterpret_cast<uv_handle_t*>(udp),
+           [](uv_handle_t* h) { delete reinterpret_cast<uv_udp_t*>(h); });
 }
 }  // namespace
 
 ForwardInput::ForwardInput(const PluginContext& ctx)
-    : name_(ctx.config->name), loop_(ctx.loop), router_(ctx.router), flow_(ctx.flow) {
+    : name_(ctx.config->name), loop_(ctx.loop), router_(ctx.router) {
   const PluginConfig& cfg = *ctx.config;
   source_ = std::make_shared<const SourceInfo>(
       SourceInfo{name_, ctx.hostname, cfg.has("payload_key") ? cfg.str("payload_key") : ""});
@@ -46,8 +41,12 @@ ForwardInput::ForwardInput(const PluginContext& ctx)
   limits_.max_entries = static_cast<uint32_t>(cfg.integer("max_entries_per_frame"));
   limits_.max_tag_length = static_cast<uint32_t>(cfg.integer("max_tag_length"));
   limits_.max_depth = static_cast<uint32_t>(cfg.integer("max_nesting_depth"));
-  idle_timeout_ms_ = cfg.durationMs("idle_timeout");
-  max_connections_ = cfg.integer("max_connections");
+  TcpListenerSettings ls;
+  ls.name = name_;
+  ls.loop = loop_;
+  ls.flow = ctx.flow;
+  ls.idle_timeout_ms = cfg.durationMs("idle_timeout");
+  ls.max_connections = cfg.integer("max_connections");
   udp_heartbeat_ = cfg.boolean("udp_heartbeat");
   security_ = securityOptions(cfg);
 
@@ -81,13 +80,15 @@ ForwardInput::ForwardInput(const PluginContext& ctx)
       c("handshake_errors"),
       c("handshake_timeouts"),
   };
-  flow_counters_ = registerFlowCounters(st, name_, true);
-  session_limits_.frame_timeout_ms = static_cast<uint64_t>(cfg.durationMs("frame_timeout"));
-  session_limits_.ack_queue_limit = cfg.size("ack_queue_limit");
-  session_limits_.ack_queue_timeout_ms = static_cast<uint64_t>(cfg.durationMs("ack_queue_timeout"));
-  gate_ = std::make_unique<AcceptGate>(
-      name_, max_connections_, flow_counters_.accept_paused, [this] { return sessions_.size(); },
-      [this] { acceptOne(); });
+  ls.accepted = counters_.connections_accepted;
+  ls.rejected = counters_.connections_rejected;
+  ls.idle_closed = counters_.connections_idle_closed;
+  ls.flow_counters = registerFlowCounters(st, name_, true);
+  ls.limits.frame_timeout_ms = static_cast<uint64_t>(cfg.durationMs("frame_timeout"));
+  ls.limits.ack_queue_limit = cfg.size("ack_queue_limit");
+  ls.limits.ack_queue_timeout_ms = static_cast<uint64_t>(cfg.durationMs("ack_queue_timeout"));
+  listener_ =
+      std::make_unique<TcpListener>(std::move(ls), [this] { return new ForwardSession(*this); });
 }
 
 ForwardInput::~ForwardInput() {
@@ -108,24 +109,12 @@ void ForwardInput::start() {
   if (!parseListenAddress(address_, addr)) {
     throw std::runtime_error(fmt::format("[{}] bad address '{}'", name_, address_));
   }
-  listener_ = new uv_tcp_t;
-  uv_tcp_init(loop_, listener_);
-  listener_->data = this;
-  int rc = uv_tcp_bind(listener_, reinterpret_cast<const sockaddr*>(&addr), 0);
-  if (rc == 0)
-    rc = uv_listen(reinterpret_cast<uv_stream_t*>(listener_), 511, &ForwardInput::onConnection);
-  if (rc != 0) {
-    closeAndDelete(reinterpret_cast<uv_handle_t*>(listener_));
-    listener_ = nullptr;
-    throw std::runtime_error(
-        fmt::format("[{}] cannot listen on {}: {}", name_, address_, uv_strerror(rc)));
-  }
-  gate_->join(flow_);
+  listener_->listen(reinterpret_cast<const sockaddr*>(&addr), 0, address_);
   if (udp_heartbeat_) {
     udp_ = new uv_udp_t;
     uv_udp_init(loop_, udp_);
     udp_->data = this;
-    rc = uv_udp_bind(udp_, reinterpret_cast<const sockaddr*>(&addr), 0);
+    int rc = uv_udp_bind(udp_, reinterpret_cast<const sockaddr*>(&addr), 0);
     if (rc == 0) {
       rc = uv_udp_recv_start(
           udp_,
@@ -139,7 +128,7 @@ void ForwardInput::start() {
           &ForwardInput::onUdpRecv);
     }
     if (rc != 0) {
-      closeAndDelete(reinterpret_cast<uv_handle_t*>(udp_));
+      closeAndDelete(udp_);
       udp_ = nullptr;
       throw std::runtime_error(fmt::format("[{}] cannot bind UDP heartbeat on {}: {}", name_,
                                            address_, uv_strerror(rc)));
@@ -160,70 +149,20 @@ void ForwardInput::onUdpRecv(uv_udp_t* h, ssize_t nread, const uv_buf_t*, const 
   uv_udp_try_send(h, &b, 1, addr);
 }
 
-void ForwardInput::onConnection(uv_stream_t* server, int status) {
-  auto* self = static_cast<ForwardInput*>(server->data);
-  if (status < 0) {
-    spdlog::warn("[{}] accept failed: {}", self->name_, uv_strerror(status));
-    return;
-  }
-  self->gate_->onConnection(self->loop_);
-}
-
-void ForwardInput::acceptOne() {
-  auto* s = new ForwardSession(*this, loop_);
-  sessions_.insert(s);
-  if (uv_accept(reinterpret_cast<uv_stream_t*>(listener_),
-                reinterpret_cast<uv_stream_t*>(s->handle())) != 0) {
-    counters_.connections_rejected->inc();
-    s->close();
-    return;
-  }
-  counters_.connections_accepted->inc();
-  s->start();
-}
-
 void ForwardInput::stopAccepting() {
-  gate_->stop();
-  if (listener_) {
-    closeAndDelete(reinterpret_cast<uv_handle_t*>(listener_));
-    listener_ = nullptr;
-  }
+  listener_->stopAccepting();
   if (udp_) {
-    closeAndDelete(reinterpret_cast<uv_handle_t*>(udp_));
+    closeAndDelete(udp_);
     udp_ = nullptr;
   }
 }
 
 void ForwardInput::drain(std::function<void()> done) {
-  drain_done_ = std::move(done);
-  std::vector<ForwardSession*> all(sessions_.begin(), sessions_.end());
-  for (ForwardSession* s : all) {
-    if (!s->closing()) s->beginDrain();
-  }
-  onSessionDrained();
-}
-
-void ForwardInput::onSessionDrained() {
-  if (!drain_done_) return;
-  for (ForwardSession* s : sessions_) {
-    if (!s->closing() && !s->drained()) return;
-  }
-  auto done = std::move(drain_done_);
-  drain_done_ = nullptr;
-  done();
+  listener_->drain(std::move(done));
 }
 
 void ForwardInput::close() {
-  std::vector<ForwardSession*> all(sessions_.begin(), sessions_.end());
-  for (ForwardSession* s : all)
-    s->closeAfterWrites();
-}
-
-void ForwardInput::onSessionClosed(ForwardSession* s) {
-  sessions_.erase(s);
-  delete s;
-  if (listener_) gate_->retry();
-  onSessionDrained();
+  listener_->closeAll();
 }
 
 std::shared_ptr<const handshake::ServerOptions> securityOptions(const PluginConfig& cfg) {

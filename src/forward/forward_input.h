@@ -4,7 +4,6 @@
 
 #include <functional>
 #include <memory>
-#include <set>
 #include <string>
 
 #include <uv.h>
@@ -13,7 +12,7 @@
 #include "src/forward/forward_handshake.h"
 #include "src/forward/forward_session.h"
 #include "src/plugin.h"
-#include "src/session_flow.h"
+#include "src/tcp_session.h"
 
 namespace ferry::forward {
 
@@ -34,20 +33,12 @@ class ForwardInput : public Input {
   const std::shared_ptr<const SourceInfo>& source() const { return source_; }
   Router& router() { return *router_; }
   const Limits& limits() const { return limits_; }
-  int64_t idleTimeoutMs() const { return idle_timeout_ms_; }
   InputCounters& counters() { return counters_; }
-  FlowControl* flow() const { return flow_; }
-  SessionFlowCounters& flowCounters() { return flow_counters_; }
-  const SessionFlowLimits& sessionLimits() const { return session_limits_; }
+  TcpListener& listener() { return *listener_; }
   // The shared-key handshake settings; null when `[<input>.security]` is not set.
   const std::shared_ptr<const handshake::ServerOptions>& security() const { return security_; }
-  void onSessionClosed(ForwardSession* s);
-  void onSessionDrained();
 
  private:
-  static void onConnection(uv_stream_t* server, int status);
-  // Accepts the connection libuv holds and starts its session.
-  void acceptOne();
   static void onUdpRecv(uv_udp_t* h, ssize_t nread, const uv_buf_t* buf,
                         const struct sockaddr* addr, unsigned flags);
 
@@ -57,19 +48,11 @@ class ForwardInput : public Input {
   Router* router_;
   Limits limits_;
   std::string address_;
-  int64_t idle_timeout_ms_;
-  int64_t max_connections_;
   bool udp_heartbeat_;
   std::shared_ptr<const handshake::ServerOptions> security_;
   InputCounters counters_;
-  FlowControl* flow_;
-  SessionFlowCounters flow_counters_;
-  SessionFlowLimits session_limits_;
-  uv_tcp_t* listener_ = nullptr;
+  std::unique_ptr<TcpListener> listener_;
   uv_udp_t* udp_ = nullptr;
-  std::set<ForwardSession*> sessions_;
-  std::unique_ptr<AcceptGate> gate_;
-  std::function<void()> drain_done_;
 };
 
 // The handshake settings of `[<input>.security]`, validated; null when it is not set.

@@ -1,7 +1,6 @@
 // ForwardSession: read → split → decode → route, and ordered acks; with security, the
 // handshake first (HELO on accept, one PING, then PONG) under a deadline.
 #include "src/forward/forward_session.h"
-#include "src/uv_util.h"
 
 #include <ctime>
 #include <exception>
@@ -18,8 +17,6 @@
 namespace ferry::forward {
 namespace {
 
-constexpr size_t kReadSize = 64 * 1024;
-
 int64_t nowNs() {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
@@ -35,22 +32,16 @@ struct WriteReq {
 
 }  // namespace
 
-ForwardSession::ForwardSession(ForwardInput& input, uv_loop_t* loop)
-    : input_(input),
+ForwardSession::ForwardSession(ForwardInput& input)
+    : TcpSession(input.listener(),
+                 [this](const char* why) {
+                   spdlog::warn("[{}] closing connection from {}: {}", input_.name(), peerAddress(),
+                                why);
+                   close();
+                 }),
+      input_(input),
       splitter_(input.limits()),
-      acks_(std::make_shared<AckQueue>()),
-      flow_(loop, reinterpret_cast<uv_stream_t*>(&tcp_), &ForwardSession::onAlloc,
-            &ForwardSession::onRead, input.sessionLimits(), input.flowCounters(),
-            [this](const char* why) {
-              spdlog::warn("[{}] closing connection from {}: {}", input_.name(), peerAddress(),
-                           why);
-              close();
-            }) {
-  uv_tcp_init(loop, &tcp_);
-  uv_timer_init(loop, &idle_);
-  tcp_.data = this;
-  idle_.data = this;
-  open_handles_ = 2;
+      acks_(std::make_shared<AckQueue>()) {
   acks_->session = this;
 }
 
@@ -59,7 +50,6 @@ ForwardSession::~ForwardSession() {
 }
 
 void ForwardSession::start() {
-  read_buf_.resize(kReadSize);
   uv_tcp_nodelay(&tcp_, 1);
   if (input_.security()) {
     try {
@@ -72,79 +62,40 @@ void ForwardSession::start() {
     }
     // The server speaks first; the client answers the HELO with its PING.
     writeBytes(handshake_->heloMessage(), 0);
-    if (closing_) return;
+    if (closing()) return;
   }
-  // Starts paused when a fanout is active (a connection accepted under pressure).
-  flow_.start(input_.flow());
-  // During the handshake this is its deadline: reads do not extend it (see onRead).
-  resetIdle();
+  // During the handshake the idle timer is its deadline: reads do not extend it (see
+  // onBytes).
+  startReading();
 }
 
-void ForwardSession::resetIdle() {
-  if (input_.idleTimeoutMs() > 0 && !closing_) {
-    uv_timer_start(&idle_, &ForwardSession::onIdle, static_cast<uint64_t>(input_.idleTimeoutMs()),
-                   0);
-  }
-}
-
-void ForwardSession::onIdle(uv_timer_t* t) {
-  auto* self = static_cast<ForwardSession*>(t->data);
-  if (self->flow_.paused()) {
-    // We stopped reading it: the silence is ours, and pressure never closes a connection.
-    self->resetIdle();
-    return;
-  }
-  if (self->handshake_) {
+bool ForwardSession::idleExpired() {
+  if (handshake_) {
     // Unauthenticated peers get idle_timeout in total, however they trickle bytes.
-    self->input_.counters().handshake_timeouts->inc();
+    input_.counters().handshake_timeouts->inc();
     spdlog::warn("[{}] closing connection from {}: no valid PING within idle_timeout",
-                 self->input_.name(), self->peerAddress());
-    self->close();
-    return;
+                 input_.name(), peerAddress());
+    close();
+    return false;
   }
-  if (!self->acks_->slots.empty() || self->writes_in_flight_ > 0) {
+  if (!acks_->slots.empty() || writes_in_flight_ > 0) {
     // The client is waiting for acks, not idle: closing now would make it resend.
-    self->resetIdle();
-    return;
+    resetIdle();
+    return false;
   }
-  self->input_.counters().connections_idle_closed->inc();
-  spdlog::debug("[{}] closing idle connection", self->input_.name());
-  self->close();
+  return true;
 }
 
-void ForwardSession::onAlloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
-  auto* self = static_cast<ForwardSession*>(h->data);
-  buf->base = self->read_buf_.data();
-  buf->len = self->read_buf_.size();
-}
-
-void ForwardSession::onRead(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
-  auto* self = static_cast<ForwardSession*>(s->data);
-  if (nread > 0) {
-    self->input_.counters().bytes->inc(static_cast<uint64_t>(nread));
-    if (!self->handshake_) self->resetIdle();
-    self->handleBytes(buf->base, static_cast<size_t>(nread));
-    if (!self->closing_ && self->draining_) self->checkDrained();
-    return;
-  }
-  if (nread == 0) return;
-  if (nread != UV_EOF) {
-    spdlog::debug("[{}] read error: {}", self->input_.name(), uv_strerror(static_cast<int>(nread)));
-    self->close();
-    return;
-  }
-  // EOF: the client may still wait for acks on its read side (half-close).
-  self->closeAfterWrites();
-}
-
-void ForwardSession::handleBytes(const char* data, size_t n) {
+void ForwardSession::onBytes(const char* data, size_t n) {
+  input_.counters().bytes->inc(n);
+  if (!handshake_) resetIdle();
   const size_t before = splitter_.buffered() + n;
   splitter_.append(data, n);
   in_read_ = true;
   processFrames();
   in_read_ = false;
   sendAcks();
-  if (!closing_) flow_.afterRead(splitter_.buffered(), splitter_.buffered() < before);
+  if (!closing()) flow_.afterRead(splitter_.buffered(), splitter_.buffered() < before);
 }
 
 uint64_t ForwardSession::unreadBytes() {
@@ -152,7 +103,7 @@ uint64_t ForwardSession::unreadBytes() {
 }
 
 void ForwardSession::processFrames() {
-  while (!closing_) {
+  while (!closing()) {
     Status st = splitter_.next(frame_);
     if (handshake_ && splitter_.isJson()) {
       // The handshake is msgpack only (SPEC-v1): a JSON client cannot authenticate.
@@ -282,7 +233,7 @@ bool ForwardSession::handleHandshakeFrame(const std::string& frame) {
   spdlog::debug("[{}] handshake done with {} (hostname \"{}\")", input_.name(), peer,
                 v.client_hostname);
   writeBytes(v.pong, 0);
-  if (closing_) return false;
+  if (closing()) return false;
   resetIdle();  // from here on, the ordinary idle timeout
   return true;
 }
@@ -328,7 +279,7 @@ void ForwardSession::flushAcks() {
 }
 
 void ForwardSession::writeAck(const std::string& chunk) {
-  if (closing_) return;
+  if (closing()) return;
   if (splitter_.isJson()) {
     ack_out_ += "{\"ack\":";
     json::appendString(ack_out_, chunk);
@@ -346,7 +297,7 @@ void ForwardSession::writeAck(const std::string& chunk) {
 }
 
 void ForwardSession::sendAcks() {
-  if (ack_out_.empty() || closing_) return;
+  if (ack_out_.empty() || closing()) return;
   std::string data;
   data.swap(ack_out_);
   const size_t acks = acks_buffered_;
@@ -355,7 +306,7 @@ void ForwardSession::sendAcks() {
 }
 
 void ForwardSession::writeBytes(std::string data, size_t acks) {
-  if (closing_) return;
+  if (closing()) return;
   auto* w = new WriteReq{};
   w->session = this;
   w->data = std::move(data);
@@ -389,44 +340,15 @@ void ForwardSession::writeBytes(std::string data, size_t acks) {
   flow_.ackQueue(unreadBytes());
 }
 
-void ForwardSession::beginDrain() {
-  draining_ = true;
-  checkDrained();
-}
-
-void ForwardSession::checkDrained() {
-  if (drained_) return;
-  if (closing_ || !hasUnreadBytes(&tcp_)) {
-    // Everything the client sent before the stop has been read and routed.
-    drained_ = true;
-    if (!closing_) flow_.stop();
-    input_.onSessionDrained();
-  }
-}
-
 void ForwardSession::closeAfterWrites() {
-  if (closing_) return;
+  if (closing()) return;
   close_after_writes_ = true;
   flow_.stop();
   if (acks_->slots.empty() && writes_in_flight_ == 0) close();
 }
 
-void ForwardSession::close() {
-  if (closing_) return;
-  closing_ = true;
+void ForwardSession::onClose() {
   acks_->session = nullptr;
-  flow_.close();
-  uv_timer_stop(&idle_);
-  uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), &ForwardSession::onClosed);
-  uv_close(reinterpret_cast<uv_handle_t*>(&idle_), &ForwardSession::onClosed);
-}
-
-void ForwardSession::onClosed(uv_handle_t* h) {
-  auto* self = static_cast<ForwardSession*>(h->data);
-  if (--self->open_handles_ == 0) {
-    // Last handle closed: nothing in libuv refers to us any more.
-    self->input_.onSessionClosed(self);
-  }
 }
 
 }  // namespace ferry::forward

@@ -14,7 +14,7 @@
 
 #include "src/forward/forward_decoder.h"
 #include "src/forward/forward_handshake.h"
-#include "src/session_flow.h"
+#include "src/tcp_session.h"
 
 namespace ferry {
 class Router;
@@ -68,33 +68,26 @@ struct AckQueue {
   uint64_t next_seq = 0;
 };
 
-class ForwardSession {
+class ForwardSession : public TcpSession {
  public:
-  ForwardSession(ForwardInput& input, uv_loop_t* loop);
-  ~ForwardSession();
+  explicit ForwardSession(ForwardInput& input);
+  ~ForwardSession() override;
 
-  uv_tcp_t* handle() { return &tcp_; }
-  // Starts reading and the idle timer (after uv_accept succeeded).
-  void start();
-  // Closes now (write side abandoned). Safe to call more than once.
-  void close();
+  // With security, sends the HELO first; then reads.
+  void start() override;
   // Graceful: stop reading, let queued ack writes finish, then close.
-  void closeAfterWrites();
-  // Shutdown drain: read what the kernel already holds, then report drained.
-  void beginDrain();
-  bool drained() const { return drained_; }
-  bool closing() const { return closing_; }
+  void closeAfterWrites() override;
 
   // Called by the AckQueue when slots resolve.
   void flushAcks();
 
  private:
-  static void onAlloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
-  static void onRead(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
-  static void onIdle(uv_timer_t* t);
-  static void onClosed(uv_handle_t* h);
+  void onBytes(const char* data, size_t n) override;
+  // A client waiting for acks, or still in the handshake, is not idle.
+  bool idleExpired() override;
+  // Deliveries completing from now on find no session to ack on.
+  void onClose() override;
 
-  void handleBytes(const char* data, size_t n);
   void processFrames();
   void sendAcks();
   void handleFrame(std::string&& frame);
@@ -105,23 +98,14 @@ class ForwardSession {
   // Queues bytes that are not acks (HELO, PONG) on the connection, in order with acks.
   void writeBytes(std::string data, size_t acks);
   void writeAck(const std::string& chunk);
-  void checkDrained();
-  void resetIdle();
   // Bytes the peer has not read yet: buffered acks plus libuv's write queue.
   uint64_t unreadBytes();
 
   ForwardInput& input_;
-  uv_tcp_t tcp_;
-  uv_timer_t idle_;
-  int open_handles_ = 0;
-  bool closing_ = false;
-  bool draining_ = false;
-  bool drained_ = false;
   bool close_after_writes_ = false;
   size_t writes_in_flight_ = 0;
   FrameSplitter splitter_;
   std::shared_ptr<AckQueue> acks_;
-  std::string read_buf_;
   std::string frame_;
   bool json_counted_ = false;
   bool in_read_ = false;
@@ -129,8 +113,6 @@ class ForwardSession {
   size_t acks_buffered_ = 0;
   // Set while the handshake is pending (security on, no valid PING yet).
   std::optional<handshake::ServerHandshake> handshake_;
-  // Pauses, the partial-frame deadline and the unread-ack limit; reads go through it.
-  SessionFlow flow_;
 };
 
 }  // namespace ferry::forward

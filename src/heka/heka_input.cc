@@ -269,21 +269,23 @@ TcpInput::TcpInput(const PluginContext& ctx)
   const PluginConfig& cfg = *ctx.config;
   address_ = cfg.str("address");
   net_ = cfg.str("net");
-  idle_timeout_ms_ = cfg.durationMs("idle_timeout");
-  max_connections_ = cfg.integer("max_connections");
+  TcpListenerSettings ls;
+  ls.name = cfg.name;
+  ls.loop = ctx.loop;
+  ls.idle_timeout_ms = cfg.durationMs("idle_timeout");
+  ls.max_connections = cfg.integer("max_connections");
   keep_alive_ = cfg.boolean("keep_alive");
   keep_alive_period_s_ = cfg.integer("keep_alive_period");
   StatsRegistry& st = *ctx.stats;
-  connections_accepted_ = &st.counter(cfg.name, "connections_accepted");
-  connections_rejected_ = &st.counter(cfg.name, "connections_rejected");
-  connections_idle_closed_ = &st.counter(cfg.name, "connections_idle_closed");
-  connections_closed_on_error_ = &st.counter(cfg.name, "connections_closed_on_error");
-  flow_ = ctx.flow;
-  flow_counters_ = registerFlowCounters(st, cfg.name, false);
-  session_limits_.frame_timeout_ms = static_cast<uint64_t>(cfg.durationMs("frame_timeout"));
-  gate_ = std::make_unique<AcceptGate>(
-      cfg.name, max_connections_, flow_counters_.accept_paused, [this] { return sessions_.size(); },
-      [this] { acceptOne(); });
+  ls.accepted = &st.counter(cfg.name, "connections_accepted");
+  ls.rejected = &st.counter(cfg.name, "connections_rejected");
+  ls.idle_closed = &st.counter(cfg.name, "connections_idle_closed");
+  ls.read_errors = &st.counter(cfg.name, "connections_closed_on_error");
+  ls.flow = ctx.flow;
+  ls.flow_counters = registerFlowCounters(st, cfg.name, false);
+  ls.limits.frame_timeout_ms = static_cast<uint64_t>(cfg.durationMs("frame_timeout"));
+  listener_ =
+      std::make_unique<TcpListener>(std::move(ls), [this] { return new HekaTcpSession(*this); });
 }
 
 TcpInput::~TcpInput() {
@@ -297,20 +299,8 @@ void TcpInput::start() {
     throw std::runtime_error(
         fmt::format("[{}] bad address '{}': {}", ingest_.name(), address_, error));
   }
-  listener_ = new uv_tcp_t;
-  uv_tcp_init(ingest_.loop(), listener_);
-  listener_->data = this;
-  const unsigned flags = net_ == "tcp6" ? UV_TCP_IPV6ONLY : 0;
-  int rc = uv_tcp_bind(listener_, reinterpret_cast<const sockaddr*>(&addr), flags);
-  if (rc == 0)
-    rc = uv_listen(reinterpret_cast<uv_stream_t*>(listener_), 511, &TcpInput::onConnection);
-  if (rc != 0) {
-    closeAndDelete(listener_);
-    listener_ = nullptr;
-    throw std::runtime_error(
-        fmt::format("[{}] cannot listen on {}: {}", ingest_.name(), address_, uv_strerror(rc)));
-  }
-  gate_->join(flow_);
+  listener_->listen(reinterpret_cast<const sockaddr*>(&addr), net_ == "tcp6" ? UV_TCP_IPV6ONLY : 0,
+                    address_);
   spdlog::info("[{}] listening on {} (heka tcp)", ingest_.name(), address_);
 }
 
@@ -329,67 +319,16 @@ void TcpInput::setKeepAlive(uv_tcp_t* tcp) {
   }
 }
 
-void TcpInput::onConnection(uv_stream_t* server, int status) {
-  auto* self = static_cast<TcpInput*>(server->data);
-  if (status < 0) {
-    spdlog::warn("[{}] accept failed: {}", self->ingest_.name(), uv_strerror(status));
-    return;
-  }
-  self->gate_->onConnection(self->ingest_.loop());
-}
-
-void TcpInput::acceptOne() {
-  auto* s = new HekaTcpSession(*this, ingest_.loop());
-  sessions_.insert(s);
-  if (uv_accept(reinterpret_cast<uv_stream_t*>(listener_),
-                reinterpret_cast<uv_stream_t*>(s->handle())) != 0) {
-    connections_rejected_->inc();
-    s->close();
-    return;
-  }
-  connections_accepted_->inc();
-  setKeepAlive(s->handle());
-  s->start();
-}
-
 void TcpInput::stopAccepting() {
-  gate_->stop();
-  if (listener_) {
-    closeAndDelete(listener_);
-    listener_ = nullptr;
-  }
+  listener_->stopAccepting();
 }
 
 void TcpInput::drain(std::function<void()> done) {
-  drain_done_ = std::move(done);
-  std::vector<HekaTcpSession*> all(sessions_.begin(), sessions_.end());
-  for (HekaTcpSession* s : all) {
-    if (!s->closing()) s->beginDrain();
-  }
-  onSessionDrained();
-}
-
-void TcpInput::onSessionDrained() {
-  if (!drain_done_) return;
-  for (HekaTcpSession* s : sessions_) {
-    if (!s->closing() && !s->drained()) return;
-  }
-  auto done = std::move(drain_done_);
-  drain_done_ = nullptr;
-  done();
+  listener_->drain(std::move(done));
 }
 
 void TcpInput::close() {
-  std::vector<HekaTcpSession*> all(sessions_.begin(), sessions_.end());
-  for (HekaTcpSession* s : all)
-    s->close();
-}
-
-void TcpInput::onSessionClosed(HekaTcpSession* s) {
-  sessions_.erase(s);
-  delete s;
-  if (listener_) gate_->retry();
-  onSessionDrained();
+  listener_->closeAll();
 }
 
 // ---------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@
 #include "src/plugin.h"
 #include "src/session_flow.h"
 #include "src/stats.h"
+#include "src/tcp_session.h"
 
 namespace ferry::heka {
 
@@ -100,8 +101,6 @@ class HekaIngest {
   DropLog log_garbage_, log_oversize_, log_bad_sig_, log_unknown_, log_decode_;
 };
 
-class HekaTcpSession;
-
 class TcpInput : public Input {
  public:
   explicit TcpInput(const PluginContext& ctx);
@@ -114,39 +113,16 @@ class TcpInput : public Input {
 
   // For sessions.
   HekaIngest& ingest() { return ingest_; }
-  int64_t idleTimeoutMs() const { return idle_timeout_ms_; }
-  Counter& idleClosed() { return *connections_idle_closed_; }
-  Counter& closedOnError() { return *connections_closed_on_error_; }
-  FlowControl* flow() const { return flow_; }
-  SessionFlowCounters& flowCounters() { return flow_counters_; }
-  const SessionFlowLimits& sessionLimits() const { return session_limits_; }
-  void onSessionClosed(HekaTcpSession* s);
-  void onSessionDrained();
-
- private:
-  static void onConnection(uv_stream_t* server, int status);
-  // Accepts the connection libuv holds and starts its session.
-  void acceptOne();
+  TcpListener& listener() { return *listener_; }
   void setKeepAlive(uv_tcp_t* tcp);
 
+ private:
   HekaIngest ingest_;
   std::string address_;
   std::string net_;
-  int64_t idle_timeout_ms_;
-  int64_t max_connections_;
   bool keep_alive_;
   int64_t keep_alive_period_s_;
-  Counter* connections_accepted_;
-  Counter* connections_rejected_;
-  Counter* connections_idle_closed_;
-  Counter* connections_closed_on_error_;
-  FlowControl* flow_;
-  SessionFlowCounters flow_counters_;
-  SessionFlowLimits session_limits_;
-  uv_tcp_t* listener_ = nullptr;
-  std::set<HekaTcpSession*> sessions_;
-  std::unique_ptr<AcceptGate> gate_;
-  std::function<void()> drain_done_;
+  std::unique_ptr<TcpListener> listener_;
 };
 
 class UdpInput : public Input {
